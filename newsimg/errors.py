@@ -1,0 +1,23 @@
+"""Errors a stage reports to its user without a traceback."""
+
+
+class NewsimgError(Exception):
+    """An expected failure with a message for the user; stages exit non-zero with it."""
+
+    exit_code = 1
+
+
+class ParamsError(NewsimgError, ValueError):
+    """params.yaml holds an unknown key, a wrong type or an impossible value. Exit code 2."""
+
+    exit_code = 2
+
+
+class InputError(NewsimgError):
+    """A stage's input is missing or unreadable; found before any work. Exit code 2."""
+
+    exit_code = 2
+
+
+class TooManyFailuresError(NewsimgError):
+    """More items failed than the params allow; what succeeded has been written. Exit code 1."""

@@ -1,0 +1,168 @@
+"""Typed, validated sections of params.yaml.
+
+Each stage reads exactly one section through :func:`load_section`. Validation happens before any
+work: an unknown key, a wrong type or an impossible value raises :class:`ParamsError`, whose message
+names the key and the value (``fetch.shard_size = -5: Input should be greater than 0``). Stage
+runners turn it into exit code 2 without touching any output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from newsimg.errors import ParamsError
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Precision = Literal["float32", "float16", "bfloat16"]
+
+
+class Section(BaseModel):
+    # strict: a YAML string never silently becomes a number; forbid: a typo'd key is an error.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ModelParams(Section):
+    """Which CLIP to use; the model stage turns it into one self-contained Hugging Face folder."""
+
+    source: str = "tiny"  # "tiny", a Hugging Face id, a CLIPModel folder or a Long-CLIP .pt file
+    dtype: Precision = "float32"  # dtype of the saved weights
+    seed: int = 0  # seeds the random `tiny` model
+
+
+class FetchParams(Section):
+    """Images from a bucket (S3 or any fsspec URL) into Parquet shards."""
+
+    source: str  # "s3://multimedia-commons/data/images" or a local folder in the same layout
+    endpoint_url: str | None = None  # an S3-compatible server; None for AWS
+    anon: bool = True  # unsigned requests, as the public YFCC bucket wants
+    limit: PositiveInt | None = None  # fetch only the first N manifest rows (trial runs)
+    shard_size: PositiveInt = 10_000
+    workers: PositiveInt = 32  # requests in flight
+    timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    retries: Annotated[int, Field(ge=0)] = 5
+    max_side: PositiveInt = 384  # longer side after resizing, as img2dataset does
+    min_side: PositiveInt = 32  # smaller images are skipped
+    quality: Annotated[int, Field(ge=1, le=100)] = 90  # JPEG quality of the stored bytes
+    max_pixels: PositiveInt = 89_478_485  # decompression-bomb guard (Pillow's default)
+    max_failure_rate: Fraction = 0.05  # above it the stage fails after writing what it has
+
+
+class LeadsParams(Section):
+    """The article's lead text, extracted from its saved page."""
+
+    extractor: Literal["newspaper", "trafilatura", "newspaper+trafilatura"] = (
+        "newspaper+trafilatura"
+    )
+    max_tokens: PositiveInt = 248  # token budget of `headline + separator + lead`, SOT/EOT included
+    separator: str = ": "
+
+
+class EmbedParams(Section):
+    """Image embedding with Lightning predict."""
+
+    batch_size: PositiveInt = 256
+    precision: Precision = "float32"  # compute dtype; outputs are always float16, L2-normalised
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    devices: PositiveInt | Literal["auto"] = "auto"
+    num_workers: Annotated[int, Field(ge=0)] = 8  # image-decoding processes per device
+
+
+class LossWeights(Section):
+    contrastive: Annotated[float, Field(ge=0)] = 1.0
+    kl: Annotated[float, Field(ge=0)] = 0.3
+    ce: Annotated[float, Field(ge=0)] = 0.3
+
+
+class TrainParams(Section):
+    """The class-aware Learnable Alignment Module fine-tune (DAS-RU's recipe by default)."""
+
+    seed: int = 0
+    epochs: PositiveInt = 6
+    batch_size: PositiveInt = 8
+    lr: Annotated[float, Field(gt=0)] = 1e-4
+    loss_weights: LossWeights = LossWeights()
+    temperature: Annotated[float, Field(gt=0)] = 0.07  # fixed contrastive temperature
+    kl_temperature: Annotated[float, Field(gt=0)] = 0.5
+    text: Literal["headline", "headline_article", "headline_abstract"] = "headline_article"
+    article_words: PositiveInt = 100  # words of the body kept by the headline_article template
+    projection_init: Literal["random", "identity"] = "random"
+    renormalize: bool = False  # re-normalise h = a*t + (1-a)*c before the loss (a candidate fix)
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+
+    @field_validator("loss_weights")
+    @classmethod
+    def _some_loss(cls, w: LossWeights) -> LossWeights:
+        if w.contrastive + w.kl + w.ce == 0:
+            raise ValueError("all loss weights are 0: nothing would be trained")
+        return w
+
+
+class IndexParams(Section):
+    kind: Literal["exact"] = "exact"
+
+
+class RetrieveParams(Section):
+    k: PositiveInt = 100  # images kept per article
+    batch_size: PositiveInt = 64  # texts encoded at once
+
+
+class ScoreParams(Section):
+    ks: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 5, 10, 100]
+    mrr_at: PositiveInt = 100
+
+
+class ReportParams(Section):
+    top: PositiveInt = 5  # images shown per article and approach
+    max_articles: PositiveInt = 100
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "model": ModelParams,
+    "fetch": FetchParams,
+    "leads": LeadsParams,
+    "embed": EmbedParams,
+    "train": TrainParams,
+    "index": IndexParams,
+    "retrieve": RetrieveParams,
+    "score": ScoreParams,
+    "report": ReportParams,
+}
+
+
+def parse_section(name: str, raw: Any) -> Section:
+    """Validate one section's raw mapping; errors name ``section.key`` and the offending value."""
+    cls = SECTIONS[name]
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{name}: expected a mapping of keys, got {raw!r}")
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = ".".join([name, *(str(p) for p in e["loc"])])
+            value = e.get("input")
+            lines.append(f"{key} = {value!r}: {e['msg']}")
+        raise ParamsError("invalid params:\n  " + "\n  ".join(lines)) from None
+
+
+def load_section(name: str, path: str | Path = "params.yaml") -> Section:
+    """Read params.yaml and return its validated section ``name``."""
+    if name not in SECTIONS:
+        raise ParamsError(f"unknown params section {name!r}; known: {', '.join(SECTIONS)}")
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ParamsError(f"params file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(doc, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections")
+    return parse_section(name, doc.get(name))
