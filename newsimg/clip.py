@@ -5,12 +5,24 @@ the seeded ``tiny`` model, loading, and batched encoding.
 from __future__ import annotations
 
 import functools
+import gzip
 import html
+import io
+import json
+import os
 import re
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 import ftfy
 import numpy as np
+import torch
+from PIL import Image
+from transformers import CLIPConfig, CLIPModel
+
+from newsimg.errors import ParamsError
+from newsimg.params import ModelParams
 
 CONTEXT_LENGTH = 248  # Long-CLIP's text positions (CLIP has 77)
 SOT, EOT = 49406, 49407
@@ -47,3 +59,223 @@ def count_tokens(texts: Sequence[str]) -> list[int]:
     """Tokens each text takes in the encoder, SOT and EOT included, before any truncation."""
     bpe = _bpe()
     return [len(bpe.encode(clean_text(t))) + 2 for t in texts]
+
+
+# --- tokenizer files ------------------------------------------------------------------------------
+
+BPE_VOCAB = Path(__file__).parent / "assets" / "bpe_simple_vocab_16e6.txt.gz"
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """CLIP's reversible byte -> printable-unicode table, in CLIP's order (printable bytes first,
+    mapped to themselves; the rest to code points from 256 up). The order fixes the vocab ids."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    keep += range(ord("®"), ord("ÿ") + 1)
+    rest = [b for b in range(256) if b not in keep]
+    return {b: chr(b) for b in keep} | {b: chr(256 + i) for i, b in enumerate(rest)}
+
+
+def write_tokenizer_files(folder: Path, context_length: int) -> None:
+    """Write vocab.json, merges.txt and tokenizer_config.json for transformers' CLIPTokenizer.
+
+    Built offline from the bundled CLIP BPE merges exactly as CLIP builds its vocabulary:
+    256 byte symbols, the same with ``</w>``, one token per merge, then SOT and EOT.
+    newsimg itself tokenizes with :func:`tokenize`; these files keep the folder usable on its own.
+    """
+    with gzip.open(BPE_VOCAB, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    merges = lines[1 : VOCAB_SIZE - 256 * 2 - 2 + 1]
+    symbols = list(_bytes_to_unicode().values())
+    vocab = [*symbols, *(s + "</w>" for s in symbols), *("".join(m.split()) for m in merges)]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    assert len(vocab) == VOCAB_SIZE
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": context_length,
+        "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+
+
+# --- image preprocessing --------------------------------------------------------------------------
+
+MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
+STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
+
+
+def preprocess(image: Image.Image, size: int = 224) -> np.ndarray:
+    """Long-CLIP's transform without torchvision: float32 array of shape (3, size, size).
+
+    Bicubic resize of the shorter side to ``size`` (longer side truncated, as torchvision does),
+    centre crop with offsets rounded half to even, then RGB, then CLIP's mean/std — in that
+    order, so an RGBA image is resized with its alpha before the alpha is dropped.
+    """
+    if image.mode not in ("RGB", "RGBA", "L", "LA", "P", "CMYK"):
+        image = image.convert("RGB")  # 16-bit and other exotic modes: no bicubic resize for them
+    w, h = image.size
+    if w <= h:
+        new_w, new_h = size, int(size * h / w)
+    else:
+        new_w, new_h = int(size * w / h), size
+    image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
+    top, left = round((new_h - size) / 2.0), round((new_w - size) / 2.0)
+    image = image.crop((left, top, left + size, top + size)).convert("RGB")
+    x = np.asarray(image, dtype=np.float32) / 255.0  # (H, W, 3)
+    return ((x - MEAN) / STD).transpose(2, 0, 1)
+
+
+def decode_and_preprocess(jpeg: bytes, size: int) -> np.ndarray:
+    with Image.open(io.BytesIO(jpeg)) as image:
+        return preprocess(image, size)
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def make_tiny(seed: int = 0) -> CLIPModel:
+    """A seeded random CLIPModel with Long-CLIP's 248 text positions, quick on two CPU cores.
+
+    Hidden 128, 2 layers, 64 px images in 8 px patches: small enough for the sample pipeline,
+    big enough that a trained text projection can align its features with its images.
+    """
+    config = CLIPConfig(
+        text_config=dict(
+            vocab_size=VOCAB_SIZE,
+            hidden_size=128,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=CONTEXT_LENGTH,
+            bos_token_id=SOT,
+            eos_token_id=EOT,
+            pad_token_id=0,
+        ),
+        vision_config=dict(
+            hidden_size=128,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=64,
+            patch_size=8,
+        ),
+        projection_dim=128,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return CLIPModel(config).eval()
+
+
+def load_source(params: ModelParams) -> CLIPModel:
+    """The model ``params.source`` names: ``tiny``, or a Hugging Face id or CLIPModel folder."""
+    if params.source == "tiny":
+        return make_tiny(params.seed)
+    if params.source.endswith((".pt", ".pth", ".bin")):
+        raise ParamsError(
+            f"model.source = {params.source!r}: Long-CLIP .pt checkpoints need the converter "
+            "(`newsimg convert-longclip`), which is not part of this version"
+        )
+    return CLIPModel.from_pretrained(params.source).eval()
+
+
+def save_model(model: CLIPModel, out: Path, dtype: str = "float32") -> None:
+    """Write one self-contained folder: config, safetensors, tokenizer files, preprocessing.
+
+    Written to a temporary sibling first and swapped in, so a killed run leaves the old folder
+    or the new one, never half of one.
+    """
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.to(DTYPES[dtype]).save_pretrained(tmp)
+    write_tokenizer_files(tmp, model.config.text_config.max_position_embeddings)
+    size = model.config.vision_config.image_size
+    preprocessing = {
+        "image_processor_type": "CLIPImageProcessor",
+        "do_resize": True,
+        "size": {"shortest_edge": size},
+        "resample": 3,  # bicubic
+        "do_center_crop": True,
+        "crop_size": {"height": size, "width": size},
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": MEAN.tolist(),
+        "image_std": STD.tolist(),
+        "do_convert_rgb": True,
+    }
+    (tmp / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+
+
+def resolve_device(accelerator: str = "auto") -> torch.device:
+    if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+class Clip:
+    """A loaded CLIP folder with batched, L2-normalised text and image encoding.
+
+    ``text_hidden`` gives the pooled text state before the projection (what the LAM trains on);
+    ``text_features``/``image_features`` give the projected, unnormalised features.
+    """
+
+    def __init__(
+        self, folder: Path, device: str | torch.device = "cpu", precision: str = "float32"
+    ) -> None:
+        self.model = CLIPModel.from_pretrained(folder, dtype=DTYPES[precision]).eval()
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.context_length = self.model.config.text_config.max_position_embeddings
+        self.image_size = self.model.config.vision_config.image_size
+        self.dim = self.model.config.projection_dim
+
+    @torch.inference_mode()
+    def text_hidden(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Pooled final-layer state at each text's EOT, before the projection: (N, width)."""
+        out = []
+        for i in range(0, len(texts), batch_size):
+            ids = torch.from_numpy(tokenize(texts[i : i + batch_size], self.context_length))
+            pooled = self.model.text_model(input_ids=ids.to(self.device)).pooler_output
+            out.append(pooled.float().cpu().numpy())
+        width = self.model.config.text_config.hidden_size
+        return np.concatenate(out) if out else np.zeros((0, width), np.float32)
+
+    def project_text(self, hidden: np.ndarray) -> np.ndarray:
+        """The base model's text projection applied to :meth:`text_hidden` output: (N, dim)."""
+        w = self.model.text_projection.weight.detach().float().cpu().numpy()  # (dim, width)
+        return hidden @ w.T
+
+    def encode_text(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """L2-normalised text embeddings, float32 (N, dim)."""
+        return l2_normalize(self.project_text(self.text_hidden(texts, batch_size)))
+
+    @torch.inference_mode()
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Projected, unnormalised features of preprocessed pixels: (B, 3, S, S) -> (B, dim)."""
+        pixels = pixels.to(self.device, self.model.dtype)
+        return self.model.get_image_features(pixel_values=pixels).pooler_output
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
+        """L2-normalised image embeddings, float32 (N, dim)."""
+        out = []
+        for i in range(0, len(images), batch_size):
+            batch = np.stack([preprocess(im, self.image_size) for im in images[i : i + batch_size]])
+            out.append(self.image_features(torch.from_numpy(batch)).float().cpu().numpy())
+        return l2_normalize(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def build(params: ModelParams, out: Path) -> None:
+    """The model stage: resolve ``params.source`` and write it as one self-contained folder."""
+    save_model(load_source(params), out, params.dtype)

@@ -90,8 +90,10 @@ class TrainParams(Section):
     kl_temperature: Annotated[float, Field(gt=0)] = 0.5
     text: Literal["headline", "headline_article", "headline_abstract"] = "headline_article"
     article_words: PositiveInt = 100  # words of the body kept by the headline_article template
-    projection_init: Literal["random", "identity"] = "random"
-    renormalize: bool = False  # re-normalise h = a*t + (1-a)*c before the loss (a candidate fix)
+    # "random" as the authors did, or "base": start from the frozen model's own projection
+    projection_init: Literal["random", "base"] = "random"
+    renormalize: bool = False  # re-normalise h = a*t + (1-a)*c (a candidate fix)
+    symmetric: bool = False  # add the image->text contrastive direction (a candidate fix)
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
 
     @field_validator("loss_weights")

@@ -33,6 +33,7 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # CPU-feature probing chatter
 
 
 def stage(

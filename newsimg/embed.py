@@ -1,0 +1,233 @@
+"""Image embedding with Lightning predict, one output per unit of work, resumable.
+
+A *unit* is a fetch shard (``yfcc-00003.parquet``) or a chunk of the N24News image folder. Each
+unit becomes ``NAME.npy`` (float16, L2-normalised, memory-mappable, one row per image) and
+``NAME.keys.parquet`` (key, source; same order). The ``.npy`` is written last, atomically: its
+presence marks the unit done, so a re-run embeds only the units that are missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from pytorch_lightning.callbacks import BasePredictionWriter
+from torch.utils.data import DataLoader, Dataset
+
+from newsimg import shards, sources
+from newsimg.clip import Clip, preprocess
+from newsimg.errors import InputError
+from newsimg.params import EmbedParams
+
+log = logging.getLogger(__name__)
+
+N24NEWS_CHUNK = 10_000  # images per N24News unit
+
+
+@dataclass
+class Unit:
+    """One output file's worth of images, readable row by row from a worker process."""
+
+    name: str
+    keys: list[str]
+    sources: list[str]
+    shard: Path | None = None  # a fetch shard, read row group by row group
+    files: list[Path] = field(default_factory=list)  # or plain image files
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def read(self, row: int) -> bytes:
+        if self.shard is None:
+            return self.files[row].read_bytes()
+        group, offset = _row_group_of(self.shard, row)
+        return _read_group(self.shard, group)[offset].as_py()
+
+
+@functools.cache
+def _row_starts(path: Path) -> np.ndarray:
+    meta = pq.ParquetFile(path).metadata
+    return np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
+
+
+def _row_group_of(path: Path, row: int) -> tuple[int, int]:
+    starts = _row_starts(path)
+    group = int(np.searchsorted(starts, row, side="right") - 1)
+    return group, row - int(starts[group])
+
+
+@functools.lru_cache(maxsize=2)  # per worker process: the group being read and the next
+def _read_group(path: Path, group: int) -> pa.ChunkedArray:
+    return pq.ParquetFile(path).read_row_group(group, columns=["jpeg"]).column("jpeg")
+
+
+def shard_units(shard_dir: Path) -> list[Unit]:
+    """One unit per complete fetch shard."""
+    units = []
+    for path in shards.list_shards(shard_dir):
+        table = pq.read_table(path, columns=["key", "source"])
+        units.append(
+            Unit(path.stem, table["key"].to_pylist(), table["source"].to_pylist(), shard=path)
+        )
+    if not units:
+        raise InputError(f"no fetch shards in {shard_dir}")
+    return units
+
+
+def n24news_units(root: Path, chunk: int = N24NEWS_CHUNK) -> list[Unit]:
+    """The images of every N24News split, deduplicated, in chunks of ``chunk``."""
+    ids = sorted(
+        {item["image_id"] for s in sources.N24NEWS_SPLITS for item in sources.read_n24news(root, s)}
+    )
+    units = []
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        units.append(
+            Unit(
+                f"n24news-{start // chunk:05d}",
+                part,
+                ["n24news"] * len(part),
+                files=[sources.n24news_image_path(root, i) for i in part],
+            )
+        )
+    return units
+
+
+class UnitDataset(Dataset):
+    """Rows of all pending units in order; yields (pixels, global row, ok)."""
+
+    def __init__(self, units: Sequence[Unit], image_size: int) -> None:
+        self.units = list(units)
+        self.starts = np.cumsum([0] + [len(u) for u in self.units])
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        u = int(np.searchsorted(self.starts, index, side="right") - 1)
+        return u, index - int(self.starts[u])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, bool]:
+        u, row = self.locate(index)
+        try:
+            with Image.open(io.BytesIO(self.units[u].read(row))) as image:
+                pixels = preprocess(image, self.image_size)
+            return torch.from_numpy(pixels), index, True
+        except (OSError, ValueError) as err:  # unreadable image: recorded by the writer
+            log.warning("unit %s row %d: %s", self.units[u].name, row, err)
+            return torch.zeros(3, self.image_size, self.image_size), index, False
+
+
+class ImageEncoder(pl.LightningModule):
+    """predict_step: preprocessed pixels -> L2-normalised float16 embeddings."""
+
+    def __init__(self, clip: Clip) -> None:
+        super().__init__()
+        self.clip_model = clip.model
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int):
+        pixels, index, ok = batch
+        pixels = pixels.to(self.device, self.clip_model.dtype)
+        feats = self.clip_model.get_image_features(pixel_values=pixels).pooler_output
+        feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+        return feats.half().cpu(), index.cpu(), ok.cpu()
+
+
+class UnitWriter(BasePredictionWriter):
+    """Collects each unit's rows and commits the unit as soon as its last row arrives."""
+
+    def __init__(self, dataset: UnitDataset, out: Path, dim: int) -> None:
+        super().__init__(write_interval="batch")
+        self.dataset, self.out, self.dim = dataset, out, dim
+        self.buffers: dict[int, tuple[np.ndarray, np.ndarray, list[int]]] = {}
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, *args, **kwargs) -> None:
+        feats, index, ok = prediction
+        for f, i, good in zip(feats.numpy(), index.tolist(), ok.tolist(), strict=True):
+            u, row = self.dataset.locate(i)
+            n = len(self.dataset.units[u])
+            emb, valid, filled = self.buffers.setdefault(
+                u, (np.zeros((n, self.dim), np.float16), np.zeros(n, bool), [0])
+            )
+            emb[row], valid[row] = f, good
+            filled[0] += 1
+            if filled[0] == n:
+                write_unit(self.out, self.dataset.units[u], emb, valid)
+                del self.buffers[u]
+
+
+def write_unit(out: Path, unit: Unit, emb: np.ndarray, valid: np.ndarray) -> None:
+    """Commit one unit: keys parquet, then the .npy (the completion marker), both atomic."""
+    keys = pa.table(
+        {
+            "key": [k for k, v in zip(unit.keys, valid, strict=True) if v],
+            "source": [s for s, v in zip(unit.sources, valid, strict=True) if v],
+        }
+    )
+    skipped = [k for k, v in zip(unit.keys, valid, strict=True) if not v]
+    if skipped:
+        log.warning("%s: skipped %d unreadable images: %s", unit.name, len(skipped), skipped[:5])
+    _atomic(out / f"{unit.name}.keys.parquet", lambda p: pq.write_table(keys, p))
+    _atomic(out / f"{unit.name}.npy", lambda p: np.save(p, emb[valid]))
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+def done_units(out: Path) -> set[str]:
+    return {p.name.removesuffix(".npy") for p in out.glob("*.npy")}
+
+
+def run(params: EmbedParams, fmt: str, images: Path, model: Path, out: Path) -> None:
+    """Embed every unit of ``images`` (``fmt`` "shards" or "n24news") not yet in ``out``."""
+    units = shard_units(images) if fmt == "shards" else n24news_units(images)
+    out.mkdir(parents=True, exist_ok=True)
+    done = done_units(out)
+    pending = [u for u in units if u.name not in done]
+    log.info("%d units (%d done), %d to embed", len(units), len(done), len(pending))
+    if not pending:
+        return
+    clip = Clip(model, precision=params.precision)
+    dataset = UnitDataset(pending, clip.image_size)
+    loader = DataLoader(
+        dataset,
+        batch_size=params.batch_size,
+        num_workers=params.num_workers,
+        persistent_workers=False,
+    )
+    trainer = pl.Trainer(
+        accelerator=params.accelerator,
+        devices=params.devices,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # units are written whole, in order
+        callbacks=[UnitWriter(dataset, out, clip.dim)],
+    )
+    trainer.predict(ImageEncoder(clip), loader, return_predictions=False)
+
+
+def load_embeddings(directory: Path, mmap: bool = True) -> tuple[np.ndarray, pa.Table]:
+    """All units of an embeddings folder, in name order: (float16 (N, dim), keys table)."""
+    names = sorted(done_units(directory))
+    if not names:
+        raise InputError(f"no embeddings in {directory}")
+    arrays = [np.load(directory / f"{n}.npy", mmap_mode="r" if mmap else None) for n in names]
+    keys = pa.concat_tables([pq.read_table(directory / f"{n}.keys.parquet") for n in names])
+    return (arrays[0] if len(arrays) == 1 else np.concatenate(arrays)), keys

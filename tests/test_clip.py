@@ -1,0 +1,104 @@
+"""The tokenizer, preprocessing and the tiny model: values pinned against references."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import CLIPTokenizer
+
+from newsimg import clip
+
+
+def test_known_token_ids() -> None:
+    ids = clip.tokenize(["a photo of a cat"])
+    assert ids.dtype == np.int64
+    assert ids.shape == (1, 248)
+    assert ids[0, :7].tolist() == [49406, 320, 1125, 539, 320, 2368, 49407]
+    assert not ids[0, 7:].any()  # zero padding, as the original
+
+
+def test_cleaning_matches_clip() -> None:
+    # entities unescaped (twice), mojibake fixed, whitespace collapsed, lower-cased
+    a, b = clip.tokenize(["Caf&amp;eacute;   DÉJÀ\n vu", "café déjà vu"])
+    assert a.tolist() == b.tolist()
+    assert clip.clean_text("CafÃ©") == "café"
+
+
+def test_truncation_ends_in_eot() -> None:
+    ids = clip.tokenize(["word " * 400], context_length=248)[0]
+    assert ids[0] == clip.SOT
+    assert ids[-1] == clip.EOT
+    assert (ids == clip.EOT).sum() == 1
+    assert clip.count_tokens(["word " * 400]) == [402]
+
+
+def test_written_tokenizer_files_agree_with_tokenize(tiny_model: Path) -> None:
+    texts = [
+        "Three red kites over a snowy field",
+        "Mr. O'Brien's café &amp; bar — 日本 🎉",
+        "x " * 300,
+    ]
+    ours = clip.tokenize(texts)
+    hf = CLIPTokenizer.from_pretrained(tiny_model)
+    theirs = hf(
+        [clip.clean_text(t) for t in texts],
+        padding="max_length",
+        truncation=True,
+        max_length=248,
+        return_tensors="np",
+    )["input_ids"]
+    eot = np.argmax(theirs == clip.EOT, axis=1)
+    theirs = np.where(np.arange(248)[None] > eot[:, None], 0, theirs)  # they pad with EOT
+    assert (ours == theirs).all()
+
+
+def test_preprocess_constant_image_and_crop_offsets() -> None:
+    x = clip.preprocess(Image.new("RGB", (300, 200), (255, 0, 0)), size=64)
+    assert x.shape == (3, 64, 64)
+    assert x.dtype == np.float32
+    expected = (np.array([1.0, 0.0, 0.0]) - clip.MEAN) / clip.STD
+    np.testing.assert_allclose(x.mean(axis=(1, 2)), expected, atol=1e-3)
+    # 300x200 -> 96x64, crop left = round(16.0) = 16: left stripe of 20 px is blue in the input
+    im = Image.new("RGB", (300, 200), (255, 255, 255))
+    im.paste((0, 0, 255), (0, 0, 60, 200))  # 60 px of 300 -> 19.2 px of 96
+    y = clip.preprocess(im, size=64)
+    assert y[0, 32, 0] < y[0, 32, 10]  # crop column 0 is still blue (no red), column 10 white
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "LA", "I;16"])
+def test_preprocess_modes(mode: str) -> None:
+    im = Image.new("RGB", (120, 90), (10, 200, 30)).convert(mode)
+    x = clip.preprocess(im, size=32)
+    assert x.shape == (3, 32, 32)
+    assert np.isfinite(x).all()
+
+
+def test_tiny_model_is_seeded_and_pinned(tiny_model: Path) -> None:
+    a, b = clip.make_tiny(0), clip.make_tiny(0)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    assert not torch.equal(a.text_projection.weight, clip.make_tiny(1).text_projection.weight)
+    c = clip.Clip(tiny_model)
+    assert c.context_length == 248
+    text = c.encode_text(["a red ball on a beach"])[0]
+    image = c.encode_images([Image.new("RGB", (96, 64), (200, 30, 30))])[0]
+    np.testing.assert_allclose(np.linalg.norm(text), 1.0, rtol=1e-5)
+    # pinned: a refactor that changes the model's outputs fails here
+    np.testing.assert_allclose(text[:4], [0.13382, 0.13607, -0.06329, 0.28881], atol=1e-4)
+    np.testing.assert_allclose(image[:4], [-0.09806, 0.03269, -0.11327, -0.07723], atol=1e-4)
+
+
+def test_eot_pooling_is_right_for_padded_and_batched_texts(tiny_model: Path) -> None:
+    c = clip.Clip(tiny_model)
+    texts = ["a short one", "a much longer text about three red kites flying over snow"]
+    together = c.text_hidden(texts)
+    alone = np.concatenate([c.text_hidden([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    ids = torch.from_numpy(clip.tokenize(texts[:1]))
+    states = c.model.text_model(input_ids=ids).last_hidden_state[0]
+    eot = int((ids[0] == clip.EOT).nonzero()[0])
+    np.testing.assert_allclose(together[0], states[eot].detach().numpy(), atol=1e-5)
