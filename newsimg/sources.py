@@ -67,8 +67,14 @@ def read_newsimages_csv(path: Path) -> list[dict[str, str]]:
     """
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    if rows and tuple(c.strip().lower() for c in rows[0]) == NEWSIMAGES_COLUMNS:
-        rows = rows[1:]
+    if rows:
+        first = tuple(c.strip().lower() for c in rows[0])
+        if first == NEWSIMAGES_COLUMNS:
+            rows = rows[1:]
+        elif set(first) & set(NEWSIMAGES_COLUMNS):
+            raise InputError(
+                f"{path}: header {', '.join(first)} differs from {', '.join(NEWSIMAGES_COLUMNS)}"
+            )
     out = []
     for line, row in enumerate(rows, start=1):
         if not row:

@@ -1,0 +1,593 @@
+"""The fetch stage: YFCC100M photos (S3 or any fsspec URL) and the articles' own images into shards.
+
+reader -> mapper -> writer, one shard at a time, as img2dataset and clip-retrieval do:
+
+- reader: the NewsImages folder (sorted by name) and the YFCC manifest (streamed), each cut into
+  shards of ``shard_size`` items; shard ``i`` of a source holds items ``i*shard_size`` to
+  ``(i+1)*shard_size - 1``, so the layout depends on the inputs only, never on rank or timing;
+- mapper: per image, in a thread pool with ``workers`` requests in flight: read the bytes (with
+  retries), validate them, and normalise to an RGB JPEG of at most ``max_side`` pixels;
+- writer: :func:`newsimg.shards.write_shard`, atomic per shard.
+
+Rank ``r`` of ``w`` (``RANK``/``WORLD_SIZE``, else ``SLURM_PROCID``/``SLURM_NTASKS``) takes the
+shards with ``i % w == r``. A shard already committed from the same items and image params is
+skipped, so a killed run re-run finishes the rest; ranks never write the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import random
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import count, islice
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from fsspec import AbstractFileSystem
+from fsspec.core import split_protocol, url_to_fs
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
+
+from newsimg import shards
+from newsimg.errors import InputError, TooManyFailuresError
+from newsimg.params import FetchParams
+from newsimg.shards import Failure, ImageRow
+from newsimg.sources import read_yfcc_manifest
+
+log = logging.getLogger(__name__)
+
+YFCC = "yfcc"
+NEWSIMAGES = "newsimages"
+S3_REGION = "us-west-2"  # the multimedia-commons bucket's region
+BACKOFF_BASE_S = 0.5  # first retry waits up to this long, doubling each time ("full jitter")
+BACKOFF_CAP_S = 20.0
+# Formats a photo can come in. Restricting them keeps Pillow from handing odd bodies to plugins
+# that shell out (EPS -> Ghostscript) or guess (TGA); anything else is "not_an_image".
+IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG covers MPO
+DRAFT_GAP = 2.0  # decode JPEGs at a reduced DCT scale only down to 2x the target, as thumbnail()
+# Bicubic, as CLIP's own preprocessing resizes (Pillow's filters are area-aware when shrinking);
+# ~25% cheaper than Lanczos, and resizing is the largest cost per image. A reducing gap of 3
+# first shrinks big images by whole factors, with no visible difference.
+RESAMPLE = Image.Resampling.BICUBIC
+REDUCING_GAP = 3.0
+# EXIF orientations that need a transposition (2-8), and those that swap width and height (5-8).
+_TRANSPOSED = {2, 3, 4, 5, 6, 7, 8}
+_SWAPS_SIDES = {5, 6, 7, 8}
+# Exception class names of transient network failures in the fsspec backends (botocore, aiohttp,
+# urllib3); matched by name so that no backend has to be importable to classify its errors.
+_CONNECTION_ERRORS = {
+    "ConnectionError",
+    "ConnectionClosedError",
+    "ClientConnectionError",
+    "ServerDisconnectedError",
+    "ClientPayloadError",
+    "IncompleteRead",
+    "ProtocolError",
+    "ResponseParserError",
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image to fetch: its key in the shards and its path in the source's filesystem."""
+
+    key: str
+    source: str
+    photo_id: int | None
+    path: str
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    fs: AbstractFileSystem
+    items: Iterable[Item]
+
+
+class Rejected(Exception):
+    """An image that cannot be stored; ``reason`` is the short code recorded in the failures."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Outcome:
+    row: ImageRow | None
+    failure: Failure | None
+    read_s: float
+    decode_s: float
+
+
+def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dict[str, Any]:
+    """Fetch this rank's shards of both sources into ``out`` and return a summary.
+
+    ``manifest`` is a ``photo_id<TAB>hash`` file or a plain hash list (``params.limit`` keeps its
+    first rows); each row is read from ``{params.source}/{h[0:3]}/{h[3:6]}/{h}.jpg``.
+    ``newsimages`` is a folder of ``*.jpg`` (key = file stem, sorted by name). Shards are
+    ``{source}-{index:05d}.parquet`` (see :mod:`newsimg.shards`).
+
+    The summary holds ``rank``, ``world``, shard counts (``shards_total`` over all ranks,
+    ``shards_written``, ``shards_skipped`` already complete, ``shards_other_ranks``), image
+    counts of the shards written in this run (``attempted``, ``ok``, ``failed``, ``status`` by
+    reason, ``bytes``), ``failure_rate``, ``seconds`` and ``images_per_s``.
+
+    Raises :class:`InputError` for missing inputs or a malformed manifest line, and
+    :class:`TooManyFailuresError` when ``failed / attempted > params.max_failure_rate`` over the
+    shards written in this run, after every shard has been written.
+    """
+    manifest, newsimages, out = Path(manifest), Path(newsimages), Path(out)
+    if not manifest.is_file():
+        raise InputError(f"YFCC manifest {manifest} does not exist")
+    if not newsimages.is_dir():
+        raise InputError(f"NewsImages folder {newsimages} does not exist")
+    rank, world = rank_world()
+    fs, root = open_source(params)
+    local_fs, _ = url_to_fs(str(newsimages))
+    sources = [
+        Source(NEWSIMAGES, local_fs, newsimages_items(newsimages)),
+        Source(YFCC, fs, yfcc_items(manifest, root, params.limit)),
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    log.info("fetch rank %d of %d from %s into %s", rank, world, params.source, out)
+    tally = Tally(rank=rank, world=world)
+    mapper = partial(process, params=params, rng=random.Random())
+    with (
+        _thread_pool(params.workers) as pool,
+        tqdm(desc=f"fetch rank {rank}", unit="img", disable=None) as bar,
+        _quiet_bomb_warnings(),
+    ):
+        for source in sources:
+            for index, items in shard_chunks(source.items, params.shard_size):
+                tally.shards_total += 1
+                if index % world != rank:
+                    tally.shards_other_ranks += 1
+                    continue
+                shards.remove_temp_files(out, source.name, index)
+                metadata = shard_metadata(items, params)
+                if _already_done(out, source.name, index, metadata):
+                    tally.shards_skipped += 1
+                    continue
+                stats = fetch_shard(pool, mapper, source, index, items, out, metadata, bar)
+                tally.add(stats)
+    summary = tally.summary()
+    log.info("fetch summary: %s", summary)
+    _check_failure_rate(summary, params.max_failure_rate, out)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------- reader
+
+
+def rank_world(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``(rank, world)`` of this process: ``RANK``/``WORLD_SIZE``, else ``SLURM_PROCID``/
+    ``SLURM_NTASKS``, else ``(0, 1)``.
+
+    ``RANK`` wins because a launcher that sets it (torchrun, Lightning) knows the global rank even
+    inside a SLURM step that runs one launcher per node. Raises :class:`InputError` when only one
+    of a pair is set, a value is not an integer, or ``rank`` is not in ``[0, world)``.
+    """
+    env = os.environ if environ is None else environ
+    for rank_var, world_var in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")):
+        if rank_var not in env and world_var not in env:
+            continue
+        try:
+            rank, world = int(env[rank_var]), int(env[world_var])
+        except (KeyError, ValueError):
+            raise InputError(
+                f"{rank_var}={env.get(rank_var)!r}, {world_var}={env.get(world_var)!r}: "
+                "set both to integers, or neither"
+            ) from None
+        if not 0 <= rank < world:
+            raise InputError(f"{rank_var}={rank} is not in [0, {world_var}={world})")
+        return rank, world
+    return 0, 1
+
+
+def storage_options(params: FetchParams) -> dict[str, Any]:
+    """fsspec options for ``params.source``: S3 settings for ``s3://``, none for anything else.
+
+    Retries are ours (``params.retries``, with jitter), so botocore's are switched off; the pool
+    is as large as the requests in flight, and ``max_concurrency=1`` makes s3fs send one GET per
+    image instead of a HEAD then a GET.
+    """
+    protocol = split_protocol(params.source)[0] or "file"
+    if protocol not in ("s3", "s3a"):
+        return {}
+    return {
+        "anon": params.anon,
+        "endpoint_url": params.endpoint_url,
+        # AWS needs the bucket's region; an S3-compatible server has its own idea of regions.
+        "client_kwargs": {} if params.endpoint_url else {"region_name": S3_REGION},
+        "max_concurrency": 1,
+        "config_kwargs": {
+            "connect_timeout": params.timeout_s,
+            "read_timeout": params.timeout_s,
+            "retries": {"total_max_attempts": 1},
+            "max_pool_connections": params.workers,
+        },
+        # A private instance: its retry setting is changed below, which must not leak into other
+        # users of a cached one.
+        "skip_instance_cache": True,
+    }
+
+
+def open_source(params: FetchParams) -> tuple[AbstractFileSystem, str]:
+    """The filesystem and root path of ``params.source`` (one code path for S3 and folders)."""
+    fs, root = url_to_fs(params.source, **storage_options(params))
+    if hasattr(fs, "retries"):
+        # s3fs retries timeouts and SlowDown itself (5 attempts, nested twice) and has no
+        # constructor option for it; one attempt each leaves the policy to read_bytes().
+        fs.retries = 1
+    return fs, root.rstrip("/")
+
+
+def yfcc_items(manifest: Path, root: str, limit: int | None = None) -> Iterator[Item]:
+    """Stream the manifest as items under ``root``; ``limit`` keeps the first rows."""
+    rows = read_yfcc_manifest(manifest)
+    if limit is not None:
+        rows = islice(rows, limit)
+    for row in rows:
+        yield Item(key=row.hash, source=YFCC, photo_id=row.photo_id, path=f"{root}/{row.key}")
+
+
+def newsimages_items(folder: Path) -> Iterator[Item]:
+    """The articles' original images ``folder/*.jpg`` sorted by name; key = file stem."""
+    for path in sorted(Path(folder).glob("*.jpg"), key=lambda p: p.name):
+        yield Item(key=path.stem, source=NEWSIMAGES, photo_id=None, path=str(path.resolve()))
+
+
+def shard_chunks(items: Iterable[Item], size: int) -> Iterator[tuple[int, list[Item]]]:
+    """``(index, items)`` of consecutive shards; only one shard's items are held at a time."""
+    it = iter(items)
+    for index in count():
+        chunk = list(islice(it, size))
+        if not chunk:
+            return
+        yield index, chunk
+
+
+def shard_metadata(items: list[Item], params: FetchParams) -> dict[str, str]:
+    """What a shard's content depends on; a committed shard with other metadata is rebuilt.
+
+    The items (key and photo id, not the path: S3 and a local copy give the same shard) and the
+    image params. This catches a longer ``limit``, an edited manifest or a new ``max_side``.
+    """
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(f"{item.key}\t{item.photo_id}\n".encode())
+    return {
+        "items": str(len(items)),
+        "items_sha256": digest.hexdigest(),
+        "max_side": str(params.max_side),
+        "min_side": str(params.min_side),
+        "max_pixels": str(params.max_pixels),
+        "quality": str(params.quality),
+    }
+
+
+def _already_done(out: Path, source: str, index: int, metadata: dict[str, str]) -> bool:
+    path = shards.shard_path(out, source, index)
+    if not path.is_file():
+        return False
+    try:
+        if shards.read_metadata(path) == metadata:
+            return True
+    except (OSError, pa.ArrowException):
+        pass
+    log.warning("%s was built from other items or params: rebuilding it", path.name)
+    return False
+
+
+# ---------------------------------------------------------------------------------------- mapper
+
+
+def process(item: Item, fs: AbstractFileSystem, params: FetchParams, rng: random.Random) -> Outcome:
+    """Read, validate and normalise one image; never raises for a bad image."""
+    start = time.perf_counter()
+    try:
+        data = read_bytes(fs, item.path, params, rng)
+    except Rejected as rej:
+        return Outcome(None, Failure(item.key, item.source, rej.reason), _since(start), 0.0)
+    read_done = time.perf_counter()
+    try:
+        jpeg, width, height = normalise(data, params)
+    except Rejected as rej:
+        failure = Failure(item.key, item.source, rej.reason)
+        return Outcome(None, failure, read_done - start, _since(read_done))
+    except Exception as exc:  # a Pillow bug or an exotic file must cost one image, not the run
+        log.debug("%s: %r", item.path, exc)
+        failure = Failure(item.key, item.source, f"error: {type(exc).__name__}")
+        return Outcome(None, failure, read_done - start, _since(read_done))
+    row = ImageRow(item.key, item.source, item.photo_id, jpeg, width, height)
+    return Outcome(row, None, read_done - start, _since(read_done))
+
+
+def read_bytes(fs: AbstractFileSystem, path: str, params: FetchParams, rng: random.Random) -> bytes:
+    """The object's bytes, retrying transient failures ``params.retries`` times.
+
+    Throttling (503 SlowDown), other 5xx, timeouts and dropped connections are retried after an
+    exponential backoff with full jitter (so that 32 threads do not retry in lockstep); not
+    found and forbidden are final. Raises :class:`Rejected` with the reason of the last error.
+    """
+    for attempt in range(params.retries + 1):
+        try:
+            return fs.cat_file(path)
+        except Exception as exc:
+            reason, retryable = classify_error(exc)
+            if not retryable or attempt == params.retries:
+                raise Rejected(reason) from exc
+            delay = rng.uniform(0.0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+            log.debug("%s: %s (%r), retry %d in %.2f s", path, reason, exc, attempt + 1, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def classify_error(exc: BaseException) -> tuple[str, bool]:
+    """``(reason, retryable)`` of a read error, looking through its chain of causes.
+
+    s3fs turns S3 errors into ``FileNotFoundError``/``PermissionError``/``OSError`` with the
+    botocore error as cause; the HTTP status is read from the cause when there is one.
+    """
+    for err in _causes(exc):
+        if isinstance(err, FileNotFoundError):
+            return "not_found", False
+        if isinstance(err, PermissionError):
+            return "forbidden", False
+        status, code = _http_status(err)
+        if status == 404 or code in ("NoSuchKey", "NotFound"):
+            return "not_found", False
+        if status == 403 or code == "AccessDenied":
+            return "forbidden", False
+        if status in (429, 503) or code == "SlowDown":
+            return "throttled", True
+        if status is not None:
+            return f"error: http {status}", status >= 500
+        names = {cls.__name__ for cls in type(err).__mro__}
+        if isinstance(err, TimeoutError) or any("Timeout" in name for name in names):
+            return "timeout", True
+        if isinstance(err, ConnectionError) or names & _CONNECTION_ERRORS:
+            return "error: connection", True
+    return f"error: {type(exc).__name__}", False
+
+
+def normalise(data: bytes, params: FetchParams) -> tuple[bytes, int, int]:
+    """``(jpeg, width, height)``: ``data`` validated and re-encoded as an RGB JPEG.
+
+    ``width``/``height`` are the original size, upright (after EXIF orientation), before
+    resizing. Checks, in order: ``empty``, ``not_an_image`` (HTML, unknown formats),
+    ``too_large`` (``width*height > max_pixels``, read from the header before decoding),
+    ``too_small`` (shorter side ``< min_side``), ``truncated``/``corrupt`` (a full decode). The
+    image is then turned upright, made RGB (transparency over white, 16-bit scaled), shrunk so its
+    longer side is at most ``max_side`` (never enlarged) and saved at ``quality``.
+    """
+    if not data:
+        raise Rejected("empty")
+    try:
+        im = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError:  # Pillow's own guard, at 2x its MAX_IMAGE_PIXELS
+        raise Rejected("too_large") from None
+    except (UnidentifiedImageError, SyntaxError, ValueError, OSError, EOFError):
+        raise Rejected("not_an_image") from None
+    with im:
+        w, h = im.size
+        if w * h > params.max_pixels:
+            raise Rejected("too_large")
+        if min(w, h) < params.min_side:
+            raise Rejected("too_small")
+        orientation = _orientation(im)
+        _draft(im, params.max_side)
+        try:
+            im.load()  # the full decode: a truncated file fails here, not in a later stage
+        except Exception as exc:
+            raise Rejected("truncated" if "truncat" in str(exc).lower() else "corrupt") from None
+        if orientation in _TRANSPOSED:
+            try:
+                im = ImageOps.exif_transpose(im)
+            except Exception:  # unreadable EXIF: keep the photo as stored
+                orientation = None
+        width, height = (h, w) if orientation in _SWAPS_SIDES else (w, h)
+        rgb = _downscale(to_rgb(im), params.max_side)
+        buf = io.BytesIO()
+        rgb.save(buf, "JPEG", quality=params.quality)
+    return buf.getvalue(), width, height
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """``im`` as RGB: transparent pixels over white, 16-bit grey scaled (not clipped) to 8 bits."""
+    if im.mode == "RGB" and "transparency" not in im.info:
+        return im
+    if im.mode.startswith("I;16") or im.mode == "I":
+        # Pillow's I;16 -> L conversion clips at 255, which turns most 16-bit photos white.
+        high = im.getextrema()[1]
+        scale = 255 / 65535 if im.mode.startswith("I;16") or high > 255 else 1.0
+        im = im.convert("I").point(lambda v: v * scale).convert("L")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        # Dropping alpha leaves whatever colour the encoder kept under it, often black: a logo on
+        # a transparent background would reach CLIP as a black square. Browsers show white.
+        rgba = im.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return im.convert("RGB")
+
+
+def _downscale(im: Image.Image, max_side: int) -> Image.Image:
+    w, h = im.size
+    if max(w, h) <= max_side:
+        return im
+    scale = max_side / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return im.resize(size, RESAMPLE, reducing_gap=REDUCING_GAP)
+
+
+def _draft(im: Image.Image, max_side: int) -> None:
+    # JPEG can decode at 1/2, 1/4, 1/8 scale for a fraction of the work; other formats ignore it.
+    w, h = im.size
+    scale = max_side * DRAFT_GAP / max(w, h)
+    if scale < 0.5:
+        im.draft(None, (max(1, int(w * scale)), max(1, int(h * scale))))
+
+
+def _orientation(im: Image.Image) -> int | None:
+    try:
+        return im.getexif().get(ExifTags.Base.Orientation)
+    except Exception:  # a broken EXIF block is no reason to drop a photo: keep it as stored
+        return None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    err: BaseException | None = exc
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def _http_status(err: BaseException) -> tuple[int | None, str | None]:
+    response = getattr(err, "response", None)
+    if not isinstance(response, dict):
+        return None, None
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = response.get("Error", {}).get("Code")
+    return (int(status) if status is not None else None), code
+
+
+def _since(start: float) -> float:
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------------- writer
+
+
+def fetch_shard(
+    pool: ThreadPoolExecutor,
+    mapper: Callable[..., Outcome],
+    source: Source,
+    index: int,
+    items: list[Item],
+    out: Path,
+    metadata: dict[str, str],
+    bar: tqdm,
+) -> dict[str, Any]:
+    """Map one shard's items through ``mapper`` in ``pool`` (order kept) and commit the shard."""
+    start = time.perf_counter()
+    rows: list[ImageRow] = []
+    failures: list[Failure] = []
+    read_s = decode_s = 0.0
+    for outcome in pool.map(partial(mapper, fs=source.fs), items):
+        read_s += outcome.read_s
+        decode_s += outcome.decode_s
+        if outcome.row is not None:
+            rows.append(outcome.row)
+        if outcome.failure is not None:
+            failures.append(outcome.failure)
+        bar.update(1)
+    durations = {"read_s": read_s, "decode_s": decode_s, "fetch_s": _since(start)}
+    stats = shards.write_shard(
+        out, source.name, index, rows, failures, durations=durations, metadata=metadata
+    )
+    elapsed = _since(start)
+    reasons = ", ".join(f"{k} {v}" for k, v in stats["status"].items() if k != "ok")
+    log.info(
+        "%s: %d ok, %d failed%s in %.1f s (%.0f images/s, %.1f MB)",
+        stats["shard"],
+        stats["ok"],
+        stats["failed"],
+        f" ({reasons})" if reasons else "",
+        elapsed,
+        len(items) / elapsed if elapsed > 0 else 0.0,
+        stats["bytes"] / 1e6,
+    )
+    return stats
+
+
+@dataclass
+class Tally:
+    """Counts over one run of :func:`run`."""
+
+    rank: int
+    world: int
+    shards_total: int = 0
+    shards_written: int = 0
+    shards_skipped: int = 0
+    shards_other_ranks: int = 0
+    attempted: int = 0
+    ok: int = 0
+    failed: int = 0
+    bytes: int = 0
+    status: Counter[str] = field(default_factory=Counter)
+    start: float = field(default_factory=time.perf_counter)
+
+    def add(self, stats: Mapping[str, Any]) -> None:
+        self.shards_written += 1
+        self.attempted += stats["attempted"]
+        self.ok += stats["ok"]
+        self.failed += stats["failed"]
+        self.bytes += stats["bytes"]
+        self.status.update(stats["status"])
+
+    def summary(self) -> dict[str, Any]:
+        seconds = _since(self.start)
+        return {
+            "rank": self.rank,
+            "world": self.world,
+            "shards_total": self.shards_total,
+            "shards_written": self.shards_written,
+            "shards_skipped": self.shards_skipped,
+            "shards_other_ranks": self.shards_other_ranks,
+            "attempted": self.attempted,
+            "ok": self.ok,
+            "failed": self.failed,
+            "status": dict(sorted(self.status.items())),
+            "bytes": self.bytes,
+            "failure_rate": self.failed / self.attempted if self.attempted else 0.0,
+            "seconds": seconds,
+            "images_per_s": self.attempted / seconds if seconds > 0 else 0.0,
+        }
+
+
+def _check_failure_rate(summary: Mapping[str, Any], max_rate: float, out: Path) -> None:
+    if summary["failure_rate"] <= max_rate:
+        return
+    reasons = ", ".join(f"{k} {v}" for k, v in summary["status"].items() if k != "ok")
+    raise TooManyFailuresError(
+        f"{summary['failed']} of {summary['attempted']} images failed "
+        f"({summary['failure_rate']:.1%} > fetch.max_failure_rate {max_rate:.1%}): {reasons}. "
+        f"The {summary['shards_written']} shards are written in {out}; "
+        f"the failures are listed in its *_failures.parquet files"
+    )
+
+
+@contextmanager
+def _thread_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="fetch")
+    try:
+        yield pool
+    finally:
+        # On Ctrl-C, drop the shard's queued images instead of fetching them all before exiting.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _quiet_bomb_warnings() -> Iterator[None]:
+    # Pillow warns on every image above its own MAX_IMAGE_PIXELS; ours is params.max_pixels and a
+    # rejected image is already recorded as "too_large", so the warnings are noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield

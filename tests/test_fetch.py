@@ -1,0 +1,558 @@
+"""The fetch stage end to end: a bucket folder with good images and faults, resume, ranks, S3.
+
+Everything is real: Pillow-made images in a folder laid out like the YFCC bucket, s3fs against
+moto's S3 server, and small HTTP servers that throttle, deny, stall or hang up for the retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import json
+import random
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from newsimg import fetch, shards
+from newsimg.errors import InputError, TooManyFailuresError
+from newsimg.params import FetchParams
+
+MAX_SIDE = 64
+MIN_SIDE = 16
+MAX_PIXELS = 50_000
+SHARD_SIZE = 4
+
+
+# ------------------------------------------------------------------------------ the test bucket
+
+
+def _noise(size: tuple[int, int], seed: int) -> np.ndarray:
+    """A smooth gradient with noise: a photo-like RGB array of ``size`` (width, height)."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (w + h)], axis=-1)
+    return np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def _encode(im: Image.Image, fmt: str, **kw: Any) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _jpeg(size: tuple[int, int], seed: int, **kw: Any) -> bytes:
+    return _encode(Image.fromarray(_noise(size, seed)), "JPEG", quality=90, **kw)
+
+
+def _rotated_jpeg() -> bytes:
+    """Stored 120x80, EXIF orientation 6 (rotate 90 clockwise to view): upright it is 80x120."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _jpeg((120, 80), 7, exif=exif)
+
+
+def _rgba_png() -> bytes:
+    """100x80, left half transparent (over black RGB values), right half opaque red."""
+    a = np.zeros((80, 100, 4), np.uint8)
+    a[:, 50:] = (255, 0, 0, 255)
+    return _encode(Image.fromarray(a, "RGBA"), "PNG")
+
+
+def _palette_png() -> bytes:
+    return _encode(Image.fromarray(_noise((90, 90), 3)).convert("P"), "PNG")
+
+
+def _grey16_png() -> bytes:
+    """A 16-bit greyscale ramp 0..65535 (a naive conversion clips it to almost all white)."""
+    ramp = np.tile(np.linspace(0, 65535, 96).astype(np.uint16), (72, 1))
+    return _encode(Image.fromarray(ramp), "PNG")
+
+
+def _cmyk_jpeg() -> bytes:
+    return _encode(Image.fromarray(_noise((70, 50), 5)).convert("CMYK"), "JPEG")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One manifest row: what the bucket holds for it and what fetch must make of it."""
+
+    name: str
+    body: bytes | None  # None: no object in the bucket
+    size: tuple[int, int] | None = None  # expected original (upright) width, height
+    reason: str | None = None  # expected failure reason
+
+    @property
+    def hash(self) -> str:
+        return hashlib.md5(self.name.encode()).hexdigest()
+
+    @property
+    def key(self) -> str:
+        h = self.hash
+        return f"{h[0:3]}/{h[3:6]}/{h}.jpg"
+
+
+def _cases() -> list[Case]:
+    big = _jpeg((200, 150), 1)
+    bomb = _jpeg((300, 300), 9)  # 90,000 pixels > MAX_PIXELS
+    return [
+        Case("landscape", big, size=(200, 150)),
+        Case("missing", None, reason="not_found"),
+        Case("portrait", _jpeg((90, 160), 2), size=(90, 160)),
+        Case("zero", b"", reason="empty"),
+        Case("html", b"<!DOCTYPE html><html><body>Moved</body></html>", reason="not_an_image"),
+        Case("rgba", _rgba_png(), size=(100, 80)),
+        Case("truncated", big[: len(big) // 2], reason="truncated"),
+        Case("tiny", _jpeg((8, 8), 4), reason="too_small"),
+        # Cut short too: only a header-only check can call it too_large rather than truncated.
+        Case("bomb", bomb[: len(bomb) // 3], reason="too_large"),
+        Case("palette", _palette_png(), size=(90, 90)),
+        Case("rotated", _rotated_jpeg(), size=(80, 120)),
+        Case("grey16", _grey16_png(), size=(96, 72)),
+        Case("cmyk", _cmyk_jpeg(), size=(70, 50)),
+        Case("small", _jpeg((40, 30), 6), size=(40, 30)),  # below max_side: kept as is
+    ]
+
+
+CASES = _cases()
+NEWS = {"n3": _jpeg((150, 100), 11), "n1": _jpeg((64, 64), 12), "n2": _rgba_png()}
+NEWS_SIZES = {"n1": (64, 64), "n2": (100, 80), "n3": (150, 100)}
+N_FAILED = sum(c.reason is not None for c in CASES)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    bucket: Path  # laid out like s3://multimedia-commons/data/images
+    manifest: Path
+    newsimages: Path
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
+    root = tmp_path_factory.mktemp("inputs")
+    bucket = root / "bucket" / "data" / "images"
+    for case in CASES:
+        if case.body is not None:
+            path = bucket / case.key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(case.body)
+    manifest = root / "manifest.txt"
+    # photo_id<TAB>hash, as the yfcc100m_hash file; photo ids are not in hash order.
+    manifest.write_text("".join(f"{1000 + i}\t{c.hash}\n" for i, c in enumerate(CASES)))
+    news = root / "newsimages"
+    news.mkdir()
+    for name, body in NEWS.items():
+        (news / f"{name}.jpg").write_bytes(body)
+    (news / "README.txt").write_text("not an image, not a .jpg: ignored")
+    return Inputs(bucket, manifest, news)
+
+
+@pytest.fixture(autouse=True)
+def _single_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests may run inside a SLURM job or under torchrun: start every test as the only rank.
+    for var in ("RANK", "WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _params(source: str | Path, **kw: Any) -> FetchParams:
+    values: dict[str, Any] = {
+        "source": str(source),
+        "shard_size": SHARD_SIZE,
+        "workers": 4,
+        "timeout_s": 5.0,
+        "retries": 1,
+        "max_side": MAX_SIDE,
+        "min_side": MIN_SIDE,
+        "max_pixels": MAX_PIXELS,
+        "max_failure_rate": 1.0,
+    }
+    return FetchParams(**(values | kw))
+
+
+def _fetch(inputs: Inputs, out: Path, **kw: Any) -> dict[str, Any]:
+    return fetch.run(
+        _params(kw.pop("source", inputs.bucket), **kw), inputs.manifest, inputs.newsimages, out
+    )
+
+
+def _contents(out: Path) -> dict[str, pa.Table]:
+    """Every complete shard's table (footer metadata dropped), by file name."""
+    return {p.name: pq.read_table(p).replace_schema_metadata() for p in shards.list_shards(out)}
+
+
+@pytest.fixture(scope="module")
+def fetched(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One complete single-rank run from the local bucket folder, shared by the value checks."""
+    out = tmp_path_factory.mktemp("fetched")
+    summary = fetch.run(_params(inputs.bucket), inputs.manifest, inputs.newsimages, out)
+    return out, summary
+
+
+# ------------------------------------------------------------------------------ values
+
+
+def test_shard_layout(fetched: tuple[Path, dict]) -> None:
+    out, summary = fetched
+    names = [p.name for p in shards.list_shards(out)]
+    assert names == [
+        "newsimages-00000.parquet",
+        "yfcc-00000.parquet",
+        "yfcc-00001.parquet",
+        "yfcc-00002.parquet",
+        "yfcc-00003.parquet",
+    ]
+    for name in names:
+        stem = name.removesuffix(".parquet")
+        assert (out / f"{stem}_stats.json").is_file()
+        assert (out / f"{stem}_failures.parquet").is_file()
+    assert not list(out.glob(".*"))  # no temporaries left
+    assert summary["shards_total"] == summary["shards_written"] == 5
+    assert summary["shards_skipped"] == summary["shards_other_ranks"] == 0
+
+
+def test_keys_order_and_sources(fetched: tuple[Path, dict]) -> None:
+    out, _ = fetched
+    # Shard i of yfcc holds manifest rows i*4 .. i*4+3; failed rows leave no row but keep order.
+    for i in range(4):
+        chunk = CASES[i * SHARD_SIZE : (i + 1) * SHARD_SIZE]
+        table = pq.read_table(out / f"yfcc-{i:05d}.parquet")
+        assert table.column("key").to_pylist() == [c.hash for c in chunk if c.reason is None]
+        assert set(table.column("source").to_pylist()) <= {"yfcc"}
+        photo_ids = {c.hash: 1000 + CASES.index(c) for c in chunk}
+        assert table.column("photo_id").to_pylist() == [
+            photo_ids[k] for k in table.column("key").to_pylist()
+        ]
+    news = pq.read_table(out / "newsimages-00000.parquet")
+    assert news.column("key").to_pylist() == ["n1", "n2", "n3"]  # sorted by name
+    assert news.column("source").to_pylist() == ["newsimages"] * 3
+    assert news.column("photo_id").null_count == 3
+
+
+def test_stored_images(fetched: tuple[Path, dict]) -> None:
+    out, _ = fetched
+    expected = {c.hash: c.size for c in CASES if c.reason is None} | NEWS_SIZES
+    seen = set()
+    for path in shards.list_shards(out):
+        for row in pq.read_table(path).to_pylist():
+            original = expected[row["key"]]
+            assert (row["width"], row["height"]) == original  # the original, upright size
+            assert hashlib.sha256(row["jpeg"]).hexdigest() == row["sha256"]
+            with Image.open(io.BytesIO(row["jpeg"])) as im:
+                im.load()
+                assert (im.format, im.mode) == ("JPEG", "RGB")
+                assert max(im.size) == min(MAX_SIDE, max(original))  # shrunk, never enlarged
+                w, h = im.size
+                assert abs(w / h - original[0] / original[1]) < 0.05  # aspect (and rotation) kept
+            seen.add(row["key"])
+    assert seen == set(expected)
+
+
+def test_modes_are_converted_faithfully(fetched: tuple[Path, dict]) -> None:
+    out, _ = fetched
+    images = {}
+    for path in shards.list_shards(out):
+        for row in pq.read_table(path, columns=["key", "jpeg"]).to_pylist():
+            images[row["key"]] = np.asarray(Image.open(io.BytesIO(row["jpeg"])).convert("RGB"))
+    by_name = {c.name: images[c.hash] for c in CASES if c.reason is None}
+    rgba = by_name["rgba"]  # 64x51: transparent left half over white, opaque red right half
+    assert rgba[:, :25].mean() > 245
+    assert rgba[:, 40:, 0].mean() > 240  # red stays red
+    assert rgba[:, 40:, 1:].mean() < 15
+    grey = by_name["grey16"]  # a 0..65535 ramp scaled, not clipped: dark on the left
+    assert grey[:, :5].mean() < 20
+    assert grey[:, -5:].mean() > 235
+    assert 100 < grey.mean() < 155
+    assert by_name["rotated"].shape[:2] == (64, 43)  # upright portrait (height, width)
+
+
+def test_failures_have_reasons(fetched: tuple[Path, dict]) -> None:
+    out, _ = fetched
+    failures = shards.read_failures(out).to_pylist()
+    assert failures == [
+        {"key": c.hash, "source": "yfcc", "reason": c.reason} for c in CASES if c.reason
+    ]
+
+
+def test_stats_add_up(fetched: tuple[Path, dict]) -> None:
+    out, summary = fetched
+    totals = shards.read_stats(out)
+    attempted = len(CASES) + len(NEWS)
+    assert totals["attempted"] == summary["attempted"] == attempted
+    assert totals["failed"] == summary["failed"] == N_FAILED
+    assert totals["ok"] == summary["ok"] == attempted - N_FAILED
+    assert sum(totals["status"].values()) == attempted
+    assert (
+        totals["status"]
+        == summary["status"]
+        == {
+            "empty": 1,
+            "not_an_image": 1,
+            "not_found": 1,
+            "ok": attempted - N_FAILED,
+            "too_large": 1,
+            "too_small": 1,
+            "truncated": 1,
+        }
+    )
+    assert summary["failure_rate"] == pytest.approx(N_FAILED / attempted)
+    for path in shards.list_shards(out):
+        stats = json.loads(path.with_name(f"{path.stem}_stats.json").read_text())
+        table = pq.read_table(path)
+        assert stats["ok"] == table.num_rows
+        assert stats["bytes"] == sum(len(b) for b in table.column("jpeg").to_pylist())
+        assert set(stats["durations"]) >= {"read_s", "decode_s", "write_s"}
+    assert totals["bytes"] == summary["bytes"]
+
+
+# ------------------------------------------------------------------------------ resume, ranks
+
+
+def test_resume_rebuilds_only_the_missing_shard(inputs: Inputs, tmp_path: Path) -> None:
+    _fetch(inputs, tmp_path)
+    before = _contents(tmp_path)
+    (tmp_path / "yfcc-00001.parquet").unlink()  # as if killed before this shard's commit
+    stray = tmp_path / ".yfcc-00001.parquet.4242-0badcafe.tmp"
+    stray.write_bytes(b"half")
+
+    summary = _fetch(inputs, tmp_path)
+
+    assert (summary["shards_written"], summary["shards_skipped"]) == (1, 4)
+    assert summary["attempted"] == SHARD_SIZE
+    assert not stray.exists()
+    after = _contents(tmp_path)
+    assert after.keys() == before.keys()
+    for name, table in before.items():
+        assert after[name].equals(table), name
+    keys = [k for p in shards.list_shards(tmp_path) for k in shards.read_keys(p)]
+    assert len(keys) == len(set(keys)) == len(CASES) + len(NEWS) - N_FAILED
+
+
+def test_changed_inputs_rebuild_stale_shards(inputs: Inputs, tmp_path: Path) -> None:
+    _fetch(inputs, tmp_path, limit=6)  # yfcc-00001 holds rows 4..5 only
+    assert len(shards.read_keys(tmp_path / "yfcc-00001.parquet")) == 1  # 4 is bad, 5 is good
+    summary = _fetch(inputs, tmp_path)
+    # yfcc-00000 and newsimages are reused; yfcc-00001 is rebuilt with 4 rows; 00002-3 are new.
+    assert (summary["shards_skipped"], summary["shards_written"]) == (2, 3)
+    assert _contents(tmp_path).keys() == {f"yfcc-{i:05d}.parquet" for i in range(4)} | {
+        "newsimages-00000.parquet"
+    }
+    assert shards.read_keys(tmp_path / "yfcc-00001.parquet") == [
+        c.hash for c in CASES[4:8] if c.reason is None
+    ]
+
+
+def test_two_ranks_make_the_same_shards_as_one(
+    inputs: Inputs, fetched: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    single, _ = fetched
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    summaries = []
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        summaries.append(_fetch(inputs, tmp_path))
+    # newsimages-00000, yfcc-00000, yfcc-00002 on rank 0; yfcc-00001, yfcc-00003 on rank 1.
+    assert [s["shards_written"] for s in summaries] == [3, 2]
+    assert [s["shards_other_ranks"] for s in summaries] == [2, 3]
+    expected, got = _contents(single), _contents(tmp_path)
+    assert got.keys() == expected.keys()
+    for name, table in expected.items():
+        assert got[name].equals(table), name
+    assert shards.read_failures(tmp_path).equals(shards.read_failures(single))
+
+
+def test_slurm_variables_pick_the_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fetch.rank_world() == (0, 1)
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    assert fetch.rank_world() == (3, 4)
+    monkeypatch.setenv("RANK", "1")  # a launcher's global rank wins over the SLURM task id
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    assert fetch.rank_world() == (1, 8)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"RANK": "2", "WORLD_SIZE": "2"}, {"RANK": "0"}, {"SLURM_PROCID": "x", "SLURM_NTASKS": "2"}],
+)
+def test_bad_rank_variables(env: dict[str, str]) -> None:
+    with pytest.raises(InputError):
+        fetch.rank_world(env)
+
+
+# ------------------------------------------------------------------------------ failure rate
+
+
+def test_too_many_failures_raise_after_writing(inputs: Inputs, tmp_path: Path) -> None:
+    with pytest.raises(TooManyFailuresError, match=rf"{N_FAILED} of {len(CASES) + 3} images"):
+        _fetch(inputs, tmp_path, max_failure_rate=0.2)
+    assert len(shards.list_shards(tmp_path)) == 5
+    assert shards.read_failures(tmp_path).num_rows == N_FAILED
+
+
+def test_missing_inputs_are_input_errors(inputs: Inputs, tmp_path: Path) -> None:
+    params = _params(inputs.bucket)
+    with pytest.raises(InputError, match="manifest"):
+        fetch.run(params, tmp_path / "nope.txt", inputs.newsimages, tmp_path / "out")
+    with pytest.raises(InputError, match="NewsImages"):
+        fetch.run(params, inputs.manifest, tmp_path / "nope", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------ S3 (moto)
+
+
+@pytest.fixture(scope="module")
+def s3_bucket(inputs: Inputs) -> Iterator[str]:
+    """A moto S3 server on loopback holding the bucket folder, readable anonymously."""
+    boto3 = pytest.importorskip("boto3")
+    moto_server = pytest.importorskip("moto.server")
+    with pytest.MonkeyPatch.context() as mp:
+        for var, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        }.items():
+            mp.setenv(var, value)
+        server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket="commons")
+        for path in inputs.bucket.rglob("*.jpg"):
+            key = f"data/images/{path.relative_to(inputs.bucket).as_posix()}"
+            s3.put_object(Bucket="commons", Key=key, Body=path.read_bytes())
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    # s3fs may HEAD before a GET; moto checks an anonymous HEAD as HeadObject.
+                    "Action": ["s3:GetObject", "s3:HeadObject"],
+                    "Resource": "arn:aws:s3:::commons/*",
+                }
+            ],
+        }
+        s3.put_bucket_policy(Bucket="commons", Policy=json.dumps(policy))
+        try:
+            yield endpoint
+        finally:
+            server.stop()
+
+
+def test_s3_gives_the_same_shards_as_the_folder(
+    inputs: Inputs, fetched: tuple[Path, dict], s3_bucket: str, tmp_path: Path
+) -> None:
+    single, _ = fetched
+    summary = _fetch(inputs, tmp_path, source="s3://commons/data/images", endpoint_url=s3_bucket)
+    assert summary["status"]["not_found"] == 1
+    expected, got = _contents(single), _contents(tmp_path)
+    assert got.keys() == expected.keys()
+    for name, table in expected.items():
+        assert got[name].equals(table), name
+    assert shards.read_failures(tmp_path).equals(shards.read_failures(single))
+
+
+# ------------------------------------------------------------------------------ retries
+
+
+class _FaultyS3(http.server.BaseHTTPRequestHandler):
+    """Answers every request with the server's ``fault`` and counts the requests."""
+
+    def do_GET(self) -> None:
+        server: _FaultServer = self.server  # type: ignore[assignment]
+        with server.lock:
+            server.requests += 1
+        if server.fault == "hang_up":
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if server.fault == "stall":
+            server.release.wait(5)
+        status, code = {
+            "slow_down": (503, "SlowDown"),
+            "stall": (200, ""),
+            "deny": (403, "AccessDenied"),
+            "internal": (500, "InternalError"),
+        }[server.fault]
+        body = f"<Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args: Any) -> None:  # keep pytest's output clean
+        pass
+
+
+class _FaultServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fault: str) -> None:
+        super().__init__(("127.0.0.1", 0), _FaultyS3)
+        self.fault = fault
+        self.requests = 0
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+
+
+@pytest.fixture
+def fault_server() -> Iterator[Any]:
+    servers: list[_FaultServer] = []
+
+    def start(fault: str) -> _FaultServer:
+        server = _FaultServer(fault)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason", "attempts"),
+    [
+        ("slow_down", "throttled", {3}),  # 503 SlowDown: retried (retries=2: 3 attempts)
+        ("internal", "error: http 500", {3}),  # other 5xx: retried
+        ("stall", "timeout", {3}),  # no answer within timeout_s: retried
+        # aiohttp itself re-sends an idempotent request once when a connection drops (RFC 9112).
+        ("hang_up", "error: connection", {3, 6}),
+        ("deny", "forbidden", {1}),  # 403: never retried
+    ],
+)
+def test_retries(fault_server: Any, fault: str, reason: str, attempts: set[int]) -> None:
+    server = fault_server(fault)
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    params = _params("s3://commons/data/images", endpoint_url=endpoint, retries=2, timeout_s=0.3)
+    fs, root = fetch.open_source(params)
+    with pytest.raises(fetch.Rejected) as err:
+        fetch.read_bytes(fs, f"{root}/abc/def/abcdef.jpg", params, random.Random(0))
+    assert err.value.reason == reason
+    assert server.requests in attempts
+
+
+def test_not_found_is_not_retried(inputs: Inputs) -> None:
+    params = _params(inputs.bucket, retries=3)
+    fs, root = fetch.open_source(params)
+    with pytest.raises(fetch.Rejected, match="not_found"):
+        fetch.read_bytes(fs, f"{root}/nothing/here.jpg", params, random.Random(0))
