@@ -142,30 +142,31 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 def make_tiny(seed: int = 0) -> CLIPModel:
     """A seeded random CLIPModel with Long-CLIP's 248 text positions, quick on two CPU cores.
 
-    Hidden 128, 2 layers, 64 px images in 8 px patches: small enough for the sample pipeline,
-    big enough that a trained text projection can align its features with its images.
+    Width 256, 2 layers, 64 px images in 16 px patches: quick enough for the sample pipeline,
+    wide enough that a trained text projection can align its random features with its images
+    (at width 128 the sample's LAM recall@10 was a third of what it is at 256).
     """
     config = CLIPConfig(
         text_config=dict(
             vocab_size=VOCAB_SIZE,
-            hidden_size=128,
-            intermediate_size=256,
+            hidden_size=256,
+            intermediate_size=512,
             num_hidden_layers=2,
-            num_attention_heads=2,
+            num_attention_heads=4,
             max_position_embeddings=CONTEXT_LENGTH,
             bos_token_id=SOT,
             eos_token_id=EOT,
             pad_token_id=0,
         ),
         vision_config=dict(
-            hidden_size=128,
-            intermediate_size=256,
+            hidden_size=256,
+            intermediate_size=512,
             num_hidden_layers=2,
-            num_attention_heads=2,
+            num_attention_heads=4,
             image_size=64,
-            patch_size=8,
+            patch_size=16,
         ),
-        projection_dim=128,
+        projection_dim=256,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
