@@ -125,6 +125,7 @@ class LamModule(pl.LightningModule):
         self.save_hyperparameters({"lam": asdict(config), "train": params.model_dump()})
         self.params = params
         self.lam = LAM(config)
+        self._seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (h, image) of an eval epoch
         if params.projection_init == "base":
             with torch.no_grad():
                 self.lam.proj.weight.copy_(base_projection)
@@ -140,6 +141,7 @@ class LamModule(pl.LightningModule):
         if stage != "train":
             acc = (logits.argmax(-1) == label).float().mean()
             self.log(f"{stage}/accuracy", acc, on_epoch=True, batch_size=len(h))
+            self._seen.append((h.detach(), image))
         return losses["loss"]
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -150,6 +152,24 @@ class LamModule(pl.LightningModule):
 
     def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         self._common_step(batch, "test")
+
+    def on_validation_epoch_start(self) -> None:
+        self._seen = []
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def _log_recall(self, stage: str) -> None:
+        """Text->image recall over the whole split (every image a candidate for every text)."""
+        h = torch.cat([x for x, _ in self._seen])
+        image = torch.cat([y for _, y in self._seen])
+        for name, value in recall_at(h @ image.T).items():
+            self.log(f"{stage}/{name}", value)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_recall("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_recall("test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.lam.parameters(), lr=self.params.lr)
@@ -257,12 +277,6 @@ def run(
     )
     trainer.fit(module, datamodule=data)
     results = trainer.test(module, datamodule=data, verbose=False)[0]
-    test = data.splits["test"].tensors
-    with torch.no_grad():
-        h, _ = module.lam(test[0])
-        results.update({f"test/{k}": v for k, v in recall_at(h @ test[2].T).items()})
-    logger.experiment.summary.update(results)
-    logger.experiment.make_summary()
     save_lam(module.lam, out)
     log.info("test: %s", {k: round(v, 4) for k, v in results.items()})
     return results

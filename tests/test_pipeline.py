@@ -1,0 +1,190 @@
+"""The whole pipeline on a small generated sample, stage by stage through the stage scripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from newsimg import sample
+from tests.conftest import ROOT, load_stage
+
+APPROACHES = {"headline": "headline", "headline_lead": "headline_lead", "lam": "headline_lead"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small sample and params.yaml pointing at it; every stage run once, in DVC's order."""
+    d = tmp_path_factory.mktemp("pipeline")
+    data, art = d / "data", d / "artifacts"
+    sample.generate(data, seed=1, n_articles=16, pool_size=120, n24news_per_section=(6, 2, 2))
+    doc = yaml.safe_load((ROOT / "params.yaml").read_text())
+    doc["fetch"]["source"] = str(data / "yfcc" / "bucket")
+    doc["fetch"]["shard_size"] = 50
+    doc["train"]["epochs"] = 2
+    params = d / "params.yaml"
+    params.write_text(yaml.safe_dump(doc))
+
+    def stage(name: str, **paths: object) -> None:
+        argv = ["--params", str(params)]
+        for key, value in paths.items():
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+        assert load_stage(name).main(argv) == 0, name
+
+    model = art / "models" / "base"
+    stage("model", out=model)
+    stage(
+        "fetch",
+        manifest=data / "yfcc/manifest.txt",
+        newsimages=data / "newsimages",
+        out=art / "shards",
+    )
+    stage("leads", articles=data / "articles.csv", html=data / "html", out=art / "articles.parquet")
+    stage("embed", format="shards", images=art / "shards", model=model, out=art / "embeddings/pool")
+    stage(
+        "embed",
+        format="n24news",
+        images=data / "n24news",
+        model=model,
+        out=art / "embeddings/n24news",
+    )
+    stage(
+        "train",
+        n24news=data / "n24news",
+        embeddings=art / "embeddings/n24news",
+        model=model,
+        out=art / "models/lam",
+        live=d / "dvclive",
+    )
+    stage("index", embeddings=art / "embeddings/pool", out=art / "index")
+    for name, text in APPROACHES.items():
+        encoder = art / "models/lam" if name == "lam" else model
+        stage(
+            "retrieve",
+            articles=art / "articles.parquet",
+            text=text,
+            model=model,
+            encoder=encoder,
+            index=art / "index",
+            out=art / f"results/{name}.parquet",
+        )
+    stage(
+        "score",
+        articles=art / "articles.parquet",
+        results=art / "results",
+        index=art / "index",
+        out=d / "metrics/score.json",
+        plots=d / "metrics/plots",
+    )
+    stage(
+        "report",
+        articles=art / "articles.parquet",
+        results=art / "results",
+        shards=art / "shards",
+        out=d / "reports/gallery.html",
+    )
+    return d
+
+
+def test_every_pool_image_is_indexed_once(run_dir: Path) -> None:
+    keys = pq.read_table(run_dir / "artifacts/index/keys.parquet")
+    articles = pq.read_table(run_dir / "artifacts/articles.parquet")
+    pool = keys["key"].to_pylist()
+    assert len(pool) == len(set(pool))
+    originals = {
+        k for k, s in zip(pool, keys["source"].to_pylist(), strict=True) if s == "newsimages"
+    }
+    assert originals == set(articles["image_id"].to_pylist())
+
+
+def test_embeddings_are_normalised_float16(run_dir: Path) -> None:
+    for unit in (run_dir / "artifacts/embeddings").glob("*/*.npy"):
+        x = np.load(unit)
+        assert x.dtype == np.float16
+        np.testing.assert_allclose(np.linalg.norm(x.astype(np.float32), axis=1), 1, atol=2e-3)
+
+
+def test_results_are_ranked_top_k(run_dir: Path) -> None:
+    n_articles = pq.read_metadata(run_dir / "artifacts/articles.parquet").num_rows
+    for name in APPROACHES:
+        res = pq.read_table(run_dir / f"artifacts/results/{name}.parquet").to_pydict()
+        assert len(res["rank"]) == n_articles * 100
+        for i in range(0, len(res["rank"]), 100):
+            scores = res["score"][i : i + 100]
+            assert scores == sorted(scores, reverse=True)
+            assert res["rank"][i : i + 100] == list(range(1, 101))
+
+
+def test_a_known_image_retrieves_itself(run_dir: Path) -> None:
+    """An image's own embedding, used as the query, comes back at rank 1."""
+    from newsimg import index
+
+    faiss_index, keys = index.load(run_dir / "artifacts/index")
+    vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
+    _, rows = faiss_index.search(vectors[:20], 1)
+    assert rows[:, 0].tolist() == list(range(20))
+    assert keys.num_rows == faiss_index.ntotal
+
+
+def test_scores_are_consistent(run_dir: Path) -> None:
+    metrics = json.loads((run_dir / "metrics/score.json").read_text())
+    for name in APPROACHES:
+        m = metrics[name]
+        recalls = [m[f"R@{k}"] for k in (1, 5, 10, 100)]
+        assert recalls == sorted(recalls)  # recall never falls as k grows
+        assert 0 <= m["MRR@100"] <= m["R@100"] <= 1
+        assert m["R@1"] <= m["MRR@100"]
+    assert metrics["pool"]["articles"] == 16
+    curve = (run_dir / "metrics/plots/recall_at_k.csv").read_text().splitlines()
+    assert curve[0] == "k,headline,headline_lead,lam"
+    assert len(curve) == 101
+
+
+def test_training_logged_and_saved(run_dir: Path) -> None:
+    live = json.loads((run_dir / "dvclive/metrics.json").read_text())
+    assert {"test/r@1", "test/r@10", "test/accuracy"} <= set(_flatten(live))
+    assert (run_dir / "artifacts/models/lam/lam.safetensors").exists()
+
+
+def test_gallery_shows_every_article(run_dir: Path) -> None:
+    page = (run_dir / "reports/gallery.html").read_text()
+    articles = pq.read_table(run_dir / "artifacts/articles.parquet").to_pylist()
+    assert page.count("<article>") == len(articles)
+    for a in articles:
+        assert a["headline"].replace("'", "&#x27;").replace('"', "&quot;") in page
+    assert page.count('class="hit"') >= len(articles)  # at least the originals themselves
+
+
+def test_resume_does_no_work_twice(run_dir: Path) -> None:
+    """Re-running embed on a finished folder leaves every unit untouched."""
+    out = run_dir / "artifacts/embeddings/pool"
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")}
+    argv = [
+        "--params",
+        str(run_dir / "params.yaml"),
+        "--format",
+        "shards",
+        "--images",
+        str(run_dir / "artifacts/shards"),
+        "--model",
+        str(run_dir / "artifacts/models/base"),
+        "--out",
+        str(out),
+    ]
+    assert load_stage("embed").main(argv) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")} == before
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "/"))
+        else:
+            out[key] = v
+    return out
