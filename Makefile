@@ -29,4 +29,4 @@ lint: install
 	ruff check . && ruff format --check .
 
 bench: install
-	python bench/pipeline.py
+	python bench/throughput.py
