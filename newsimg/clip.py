@@ -9,9 +9,7 @@ import gzip
 import html
 import io
 import json
-import os
 import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import torch
 from PIL import Image
 from transformers import CLIPConfig, CLIPModel
 
+from newsimg.atomic import atomic_path
 from newsimg.errors import ParamsError
 from newsimg.params import ModelParams
 
@@ -188,14 +187,16 @@ def load_source(params: ModelParams) -> CLIPModel:
 def save_model(model: CLIPModel, out: Path, dtype: str = "float32") -> None:
     """Write one self-contained folder: config, safetensors, tokenizer files, preprocessing.
 
-    Written to a temporary sibling first and swapped in, so a killed run leaves the old folder
-    or the new one, never half of one.
+    Written beside ``out`` and swapped in: a killed run leaves the old folder or the new one.
     """
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.to(DTYPES[dtype]).save_pretrained(tmp)
-    write_tokenizer_files(tmp, model.config.text_config.max_position_embeddings)
-    size = model.config.vision_config.image_size
+    with atomic_path(out) as tmp:
+        model.to(DTYPES[dtype]).save_pretrained(tmp)
+        write_tokenizer_files(tmp, model.config.text_config.max_position_embeddings)
+        _write_preprocessing(tmp, model.config.vision_config.image_size)
+
+
+def _write_preprocessing(folder: Path, size: int) -> None:
+    """preprocessor_config.json for transformers' CLIPImageProcessor, as :func:`preprocess` does."""
     preprocessing = {
         "image_processor_type": "CLIPImageProcessor",
         "do_resize": True,
@@ -210,9 +211,7 @@ def save_model(model: CLIPModel, out: Path, dtype: str = "float32") -> None:
         "image_std": STD.tolist(),
         "do_convert_rgb": True,
     }
-    (tmp / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2))
 
 
 def resolve_device(accelerator: str = "auto") -> torch.device:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from newsimg import shards, sources
+from newsimg.atomic import atomic_path
 from newsimg.clip import Clip, preprocess
 from newsimg.errors import InputError
 from newsimg.params import EmbedParams
@@ -179,15 +179,10 @@ def write_unit(out: Path, unit: Unit, emb: np.ndarray, valid: np.ndarray) -> Non
     skipped = [k for k, v in zip(unit.keys, valid, strict=True) if not v]
     if skipped:
         log.warning("%s: skipped %d unreadable images: %s", unit.name, len(skipped), skipped[:5])
-    _atomic(out / f"{unit.name}.keys.parquet", lambda p: pq.write_table(keys, p))
-    _atomic(out / f"{unit.name}.npy", lambda p: np.save(p, emb[valid]))
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
+    with atomic_path(out / f"{unit.name}.keys.parquet") as tmp:
+        pq.write_table(keys, tmp)
+    with atomic_path(out / f"{unit.name}.npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, emb[valid])  # a file object: np.save would add ".npy" to a bare name
 
 
 def done_units(out: Path) -> set[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import faiss
@@ -11,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from newsimg.atomic import atomic_path
 from newsimg.embed import done_units
 from newsimg.errors import InputError
 from newsimg.params import IndexParams
@@ -33,11 +33,10 @@ def build(params: IndexParams, embeddings: Path, out: Path) -> faiss.Index:
             index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         keys.append(pq.read_table(embeddings / f"{name}.keys.parquet"))
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "index.faiss.tmp"
-    faiss.write_index(index, str(tmp))
-    pq.write_table(pa.concat_tables(keys), out / "keys.parquet")
-    os.replace(tmp, out / "index.faiss")
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        faiss.write_index(index, str(tmp / "index.faiss"))
+        pq.write_table(pa.concat_tables(keys), tmp / "keys.parquet")
     log.info("index: %d vectors of %d dimensions (%s)", index.ntotal, index.d, params.kind)
     return index
 

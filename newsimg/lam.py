@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from newsimg import sources
+from newsimg.atomic import atomic_path
 from newsimg.clip import Clip
 from newsimg.embed import load_embeddings
 from newsimg.errors import InputError
@@ -227,16 +226,11 @@ class N24NewsFeatures(pl.LightningDataModule):
 
 def save_lam(lam: LAM, out: Path) -> None:
     """``lam.safetensors`` + ``lam.json``, swapped in whole."""
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(
-        {k: v.detach().cpu().contiguous() for k, v in lam.state_dict().items()},
-        tmp / "lam.safetensors",
-    )
-    (tmp / "lam.json").write_text(json.dumps(asdict(lam.config), indent=2))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    weights = {k: v.detach().cpu().contiguous() for k, v in lam.state_dict().items()}
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        save_file(weights, tmp / "lam.safetensors")
+        (tmp / "lam.json").write_text(json.dumps(asdict(lam.config), indent=2))
 
 
 def load_lam(folder: Path) -> LAM:

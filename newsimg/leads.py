@@ -12,9 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
-import os
 import re
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from newsimg.atomic import atomic_path
 from newsimg.clip import count_tokens
 from newsimg.errors import InputError
 from newsimg.params import LeadsParams
@@ -354,16 +353,8 @@ def _read_articles(articles: Path, html: Path) -> list[dict[str, str]]:
 
 
 def _write_atomic(table: pa.Table, out: Path) -> None:
-    """Write next to ``out`` and rename over it, so readers see the old file or the new one."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _summary(statuses: Sequence[str], extractors: Sequence[str]) -> dict[str, int]:

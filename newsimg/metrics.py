@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
+from newsimg import atomic
 from newsimg.params import ScoreParams
 
 log = logging.getLogger(__name__)
@@ -67,20 +67,11 @@ def run(
     metrics: dict = {name: score(r, params) for name, r in ranks.items()}
     metrics["pool"] = {"images": pool, "articles": len(truth)}
     metrics["chance"] = {f"R@{k}": min(k / pool, 1.0) for k in params.ks}
-    _write_atomic(out, json.dumps(metrics, indent=2) + "\n")
-    plots.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out, json.dumps(metrics, indent=2) + "\n")
     ks = range(1, max(params.ks) + 1)
     rows = [[k, *(round(recall_at(r, k), 6) for r in ranks.values())] for k in ks]
-    with open(plots / "recall_at_k.csv.tmp", "w", newline="") as f:
+    with atomic.atomic_path(plots / "recall_at_k.csv") as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f).writerows([["k", *ranks], *rows])
-    os.replace(plots / "recall_at_k.csv.tmp", plots / "recall_at_k.csv")
     for name, m in metrics.items():
         log.info("%s: %s", name, m)
     return metrics
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -6,7 +6,6 @@ import base64
 import html
 import io
 import logging
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
-from newsimg import shards
+from newsimg import atomic, shards
 from newsimg.params import ReportParams
 
 log = logging.getLogger(__name__)
@@ -76,10 +75,7 @@ def run(
     )
     for a in arts:
         parts.append(_article_html(a, top[a["article_id"]], approaches, thumbs))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    os.replace(tmp, out)
+    atomic.write_text(out, "\n".join(parts))
     log.info("gallery: %d articles, %d thumbnails -> %s", len(arts), len(thumbs), out)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pyarrow.parquet as pq
 import torch
 
 from newsimg import index as image_index
+from newsimg.atomic import atomic_path
 from newsimg.clip import Clip, l2_normalize
 from newsimg.errors import InputError
 from newsimg.lam import is_lam, load_lam
@@ -68,9 +68,7 @@ def run(
             "score": scores.reshape(-1).astype(np.float32),
         }
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(result, tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        pq.write_table(result, tmp)
     log.info("retrieved top %d for %d articles by %r", k, n, text)
     return result
