@@ -20,7 +20,6 @@ from PIL import Image
 from transformers import CLIPConfig, CLIPModel
 
 from newsimg.atomic import atomic_path
-from newsimg.errors import ParamsError
 from newsimg.params import ModelParams
 
 CONTEXT_LENGTH = 248  # Long-CLIP's text positions (CLIP has 77)
@@ -173,15 +172,20 @@ def make_tiny(seed: int = 0) -> CLIPModel:
 
 
 def load_source(params: ModelParams) -> CLIPModel:
-    """The model ``params.source`` names: ``tiny``, or a Hugging Face id or CLIPModel folder."""
+    """The model ``params.source`` names: ``tiny``, a Hugging Face id or CLIPModel folder, or a
+    Long-CLIP ``.pt`` checkpoint (converted exactly); stretched to 248 positions if asked."""
+    from newsimg import longclip
+
     if params.source == "tiny":
-        return make_tiny(params.seed)
-    if params.source.endswith((".pt", ".pth", ".bin")):
-        raise ParamsError(
-            f"model.source = {params.source!r}: Long-CLIP .pt checkpoints need the converter "
-            "(`newsimg convert-longclip`), which is not part of this version"
-        )
-    return CLIPModel.from_pretrained(params.source).eval()
+        model = make_tiny(params.seed)
+    elif params.source.endswith((".pt", ".pth")):
+        state = longclip.load_state_dict(Path(params.source))
+        model = longclip.convert(state, original_rounding=params.original_rounding)
+    else:
+        model = CLIPModel.from_pretrained(params.source).eval()
+    if params.stretch_positions:
+        model = longclip.stretch(model, params.stretch_positions)
+    return model
 
 
 def save_model(model: CLIPModel, out: Path, dtype: str = "float32") -> None:

@@ -32,6 +32,17 @@ class ModelParams(Section):
     source: str = "tiny"  # "tiny", a Hugging Face id, a CLIPModel folder or a Long-CLIP .pt file
     dtype: Precision = "float32"  # dtype of the saved weights
     seed: int = 0  # seeds the random `tiny` model
+    # Long-CLIP's interpolation of a 77-position CLIP's text positions to this many (248)
+    stretch_positions: Literal[248] | None = None
+    # round what Long-CLIP's loader rounds to float16, to match its numbers bit for bit
+    original_rounding: bool = False
+
+    @field_validator("source")
+    @classmethod
+    def _source_exists(cls, source: str) -> str:
+        if source.endswith((".pt", ".pth")) and not Path(source).is_file():
+            raise ValueError(f"checkpoint file {source} does not exist")
+        return source
 
 
 class FetchParams(Section):
