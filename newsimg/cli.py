@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from newsimg.errors import NewsimgError
 from newsimg.stage import setup_logging
 
 
@@ -16,6 +17,15 @@ def _sample(args: argparse.Namespace) -> int:
 
     counts = sample.generate(args.out, seed=args.seed)
     print(json.dumps(counts, indent=2))
+    return 0
+
+
+def _convert_longclip(args: argparse.Namespace) -> int:
+    from newsimg import clip, longclip
+
+    state = longclip.load_state_dict(args.checkpoint)
+    model = longclip.convert(state, original_rounding=args.original_rounding)
+    clip.save_model(model, args.out, args.dtype)
     return 0
 
 
@@ -28,9 +38,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_sample)
 
+    p = commands.add_parser(
+        "convert-longclip", help="convert a Long-CLIP .pt checkpoint into a CLIPModel folder"
+    )
+    p.add_argument("checkpoint", type=Path, help="longclip-B.pt, longclip-L.pt, ...")
+    p.add_argument("out", type=Path, help="the folder to write (config, safetensors, tokenizer)")
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    p.add_argument(
+        "--original-rounding",
+        action="store_true",
+        help="round weights to float16 where Long-CLIP's loader does, to match it bit for bit",
+    )
+    p.set_defaults(run=_convert_longclip)
+
     args = parser.parse_args(argv)
     setup_logging()
-    return args.run(args)
+    try:
+        return args.run(args)
+    except NewsimgError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
 
 
 if __name__ == "__main__":

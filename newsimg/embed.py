@@ -9,7 +9,6 @@ presence marks the unit done, so a re-run embeds only the units that are missing
 from __future__ import annotations
 
 import functools
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,13 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytorch_lightning as pl
 import torch
-from PIL import Image
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from newsimg import shards, sources
 from newsimg.atomic import atomic_path
-from newsimg.clip import Clip, preprocess
+from newsimg.clip import Clip, decode_and_preprocess
 from newsimg.errors import InputError
 from newsimg.params import EmbedParams
 
@@ -122,8 +120,7 @@ class UnitDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, bool]:
         u, row = self.locate(index)
         try:
-            with Image.open(io.BytesIO(self.units[u].read(row))) as image:
-                pixels = preprocess(image, self.image_size)
+            pixels = decode_and_preprocess(self.units[u].read(row), self.image_size, fast=True)
             return torch.from_numpy(pixels), index, True
         except (OSError, ValueError) as err:  # unreadable image: recorded by the writer
             log.warning("unit %s row %d: %s", self.units[u].name, row, err)

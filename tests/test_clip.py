@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import CLIPTokenizer
+from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
 from newsimg import clip
 
@@ -69,12 +69,76 @@ def test_preprocess_constant_image_and_crop_offsets() -> None:
     assert y[0, 32, 0] < y[0, 32, 10]  # crop column 0 is still blue (no red), column 10 white
 
 
-@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "LA", "I;16"])
-def test_preprocess_modes(mode: str) -> None:
-    im = Image.new("RGB", (120, 90), (10, 200, 30)).convert(mode)
-    x = clip.preprocess(im, size=32)
-    assert x.shape == (3, 32, 32)
-    assert np.isfinite(x).all()
+GREEN = (10, 200, 30)
+GREY = round(0.299 * 10 + 0.587 * 200 + 0.114 * 30)  # ITU-R 601 luma, as Pillow's "L"
+
+
+def _image(mode: str) -> Image.Image:
+    if mode == "I;16":  # 16-bit grey, as a 16-bit PNG decodes
+        return Image.fromarray(np.full((90, 120), GREY * 257, dtype=np.uint16))
+    rgb = Image.new("RGB", (120, 90), GREEN)
+    if mode == "P":  # an exact palette entry, not the dithered web palette
+        return rgb.convert("P", palette=Image.Palette.ADAPTIVE)
+    return rgb.convert(mode)
+
+
+@pytest.mark.parametrize(
+    ("mode", "rgb"),
+    [
+        ("RGB", GREEN),
+        ("RGBA", GREEN),
+        ("P", GREEN),
+        ("CMYK", GREEN),
+        ("L", (GREY,) * 3),
+        ("LA", (GREY,) * 3),
+        ("I;16", (GREY,) * 3),
+    ],
+)
+def test_preprocess_modes_give_the_right_colour(mode: str, rgb: tuple[int, int, int]) -> None:
+    x = clip.preprocess(_image(mode), size=224)
+    assert x.shape == (3, 224, 224)
+    expected = (np.array(rgb) / 255 - clip.MEAN) / clip.STD
+    np.testing.assert_allclose(x.mean(axis=(1, 2)), expected, atol=0.02)
+    assert x.std(axis=(1, 2)).max() < 0.02  # a flat colour stays flat
+
+
+def _photo_like_jpeg(path: Path, size: tuple[int, int] = (1600, 1200)) -> None:
+    rng = np.random.default_rng(0)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+    base = np.stack([np.sin(6 * xx) * 80 + 120, np.cos(4 * yy) * 70 + 110, xx * yy * 200], -1)
+    im = Image.fromarray(np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8))
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(im)
+    for _ in range(25):
+        x0, y0 = rng.integers(0, w - 200), rng.integers(0, h - 200)
+        color = tuple(int(c) for c in rng.integers(0, 255, 3))
+        draw.ellipse([x0, y0, x0 + rng.integers(40, 200), y0 + rng.integers(40, 200)], fill=color)
+    im.save(path, quality=90)
+
+
+def test_fast_jpeg_path_keeps_embeddings_within_cosine_0999(tmp_path: Path) -> None:
+    config = clip.make_tiny(0).config.to_dict()
+    config["vision_config"]["image_size"] = 224  # the real models' input size
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = CLIPModel(CLIPConfig.from_dict(config)).eval()
+    cosines = []
+    for i, size in enumerate([(1600, 1200), (1200, 1600), (2400, 1000)]):
+        path = tmp_path / f"{i}.jpg"
+        _photo_like_jpeg(path, size)
+        with Image.open(path) as im:
+            fast = clip.preprocess(im, 224, fast=True)
+            assert min(im.size) < min(size)  # really decoded at a reduced scale
+            assert min(im.size) >= 2 * 224
+        with Image.open(path) as im:
+            exact = clip.preprocess(im, 224)
+        with torch.no_grad():
+            e = model.get_image_features(pixel_values=torch.from_numpy(np.stack([exact, fast])))
+        a, b = torch.nn.functional.normalize(e.pooler_output, dim=-1)
+        cosines.append(float(a @ b))
+    assert min(cosines) >= 0.999, cosines
 
 
 def test_tiny_model_is_seeded_and_pinned(tiny_model: Path) -> None:

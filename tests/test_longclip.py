@@ -241,3 +241,15 @@ def test_stretched_model_keeps_short_texts(tmp_path: Path) -> None:
         a = short.get_text_features(input_ids=torch.from_numpy(clip.tokenize(texts, 77)))
         b = long.get_text_features(input_ids=torch.from_numpy(clip.tokenize(texts, 248)))
     np.testing.assert_allclose(a.pooler_output.numpy(), b.pooler_output.numpy(), atol=1e-6)
+
+
+def test_convert_longclip_command(state: dict, tmp_path: Path) -> None:
+    from newsimg.cli import main
+
+    ckpt = tmp_path / "longclip-T.pt"
+    torch.save(state, ckpt)
+    assert main(["convert-longclip", str(ckpt), str(tmp_path / "out"), "--original-rounding"]) == 0
+    model = CLIPModel.from_pretrained(tmp_path / "out")
+    w = state["visual.proj"].T.half().float()
+    assert torch.equal(model.visual_projection.weight, w)
+    assert main(["convert-longclip", str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 2

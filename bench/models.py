@@ -1,0 +1,125 @@
+"""Model-side throughput per CPU core: text encoding and image preprocessing, exact vs fast.
+
+    python bench/models.py [--repeat 3]
+
+- text encodings/s of a Long-CLIP-B-sized text tower (random weights, 248 positions, 12
+  layers, width 512) on ~100-word texts, and of the `tiny` model;
+- image preprocessing (decode + resize + crop + normalise to 224) of 1600x1200 JPEGs: the exact
+  path against the fast path (JPEG draft decoding), with the cosine between the two paths'
+  embeddings under a ViT-B/16-sized image tower.
+
+One torch thread (per-core figures). Prints a table and ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from transformers import CLIPConfig, CLIPModel
+
+from newsimg import clip
+
+WORDS = ["the", "council", "met", "on", "tuesday", "to", "discuss", "three", "red", "kites",
+         "over", "the", "snowy", "harbour"]  # fmt: skip
+
+
+def per_second(repeat: int, n: int, fn: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return n / best
+
+
+def long_clip_b() -> CLIPModel:
+    config = CLIPConfig(
+        text_config=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
+                         num_attention_heads=8, max_position_embeddings=248, eos_token_id=clip.EOT,
+                         bos_token_id=clip.SOT, pad_token_id=0),
+        vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                           num_attention_heads=12, image_size=224, patch_size=16),
+        projection_dim=512,
+    )  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return CLIPModel(config).eval()
+
+
+def jpegs(n: int, size: tuple[int, int] = (1600, 1200)) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        im = Image.fromarray(rng.integers(90, 160, (size[1] // 8, size[0] // 8, 3), np.uint8))
+        im = im.resize(size, Image.Resampling.BICUBIC)
+        draw = ImageDraw.Draw(im)
+        for _ in range(20):
+            x, y = rng.integers(0, size[0] - 300), rng.integers(0, size[1] - 300)
+            colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+            draw.ellipse([x, y, x + rng.integers(50, 300), y + rng.integers(50, 300)], colour)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    texts = [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(100)) for i in range(16)]
+    ids = torch.from_numpy(clip.tokenize(texts))
+    big, tiny = long_clip_b(), clip.make_tiny(0)
+
+    def encode(model: CLIPModel) -> Callable[[], object]:
+        return lambda: model.get_text_features(input_ids=ids)
+
+    with torch.inference_mode():
+        text_b = per_second(args.repeat, len(texts), encode(big))
+        text_tiny = per_second(args.repeat, len(texts), encode(tiny))
+        data = jpegs(24)
+        exact = per_second(
+            args.repeat, len(data), lambda: [clip.decode_and_preprocess(d, 224) for d in data]
+        )
+        fast = per_second(
+            args.repeat,
+            len(data),
+            lambda: [clip.decode_and_preprocess(d, 224, fast=True) for d in data],
+        )
+        a = np.stack([clip.decode_and_preprocess(d, 224) for d in data[:8]])
+        b = np.stack([clip.decode_and_preprocess(d, 224, fast=True) for d in data[:8]])
+        ea = big.get_image_features(pixel_values=torch.from_numpy(a)).pooler_output
+        eb = big.get_image_features(pixel_values=torch.from_numpy(b)).pooler_output
+    cos = torch.nn.functional.cosine_similarity(ea, eb).min().item()
+
+    rows = [
+        ("text encodings/s, Long-CLIP-B size (baseline: tiny)", text_b, text_tiny),
+        ("preprocess 1600x1200 JPEG -> 224, images/s (baseline: exact)", fast, exact),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'what (1 core)':<{width}}  {'measured':>9}  {'baseline':>9}  {'ratio':>6}")
+    for name, measured, baseline in rows:
+        print(f"{name:<{width}}  {measured:>9.1f}  {baseline:>9.1f}  {measured / baseline:>6.2f}")
+    print(f"min cosine fast vs exact (ViT-B/16-sized random tower, 8 images): {cos:.5f}")
+    print(json.dumps({
+        "text_per_s_longclip_b_1core": round(text_b, 2),
+        "text_per_s_tiny_1core": round(text_tiny, 1),
+        "preprocess_exact_per_s_1core": round(exact, 1),
+        "preprocess_fast_per_s_1core": round(fast, 1),
+        "fast_speedup": round(fast / exact, 2),
+        "min_cosine_fast_vs_exact": round(cos, 5),
+    }))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
