@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from newsimg import sources
 from newsimg.atomic import atomic_path
-from newsimg.clip import Clip
+from newsimg.clip import Clip, resolve_device
 from newsimg.embed import load_embeddings
 from newsimg.errors import InputError
 from newsimg.params import TrainParams
@@ -250,7 +250,7 @@ def run(
     """Train the LAM on N24News, evaluate on its test split, save it. Returns test metrics."""
     from dvclive.lightning import DVCLiveLogger
 
-    clip = Clip(model)
+    clip = Clip(model, device=resolve_device(params.accelerator))
     data = N24NewsFeatures(n24news, embeddings, clip, params)
     data.setup()
     width, dim = clip.model.config.text_config.hidden_size, clip.dim

@@ -12,7 +12,7 @@ import torch
 
 from newsimg import index as image_index
 from newsimg.atomic import atomic_path
-from newsimg.clip import Clip, l2_normalize
+from newsimg.clip import Clip, l2_normalize, resolve_device
 from newsimg.errors import InputError
 from newsimg.lam import is_lam, load_lam
 from newsimg.params import RetrieveParams
@@ -24,7 +24,7 @@ class TextEncoder:
     """Texts -> L2-normalised query vectors: the base model, or the base model with a LAM."""
 
     def __init__(self, model: Path, encoder: Path | None = None) -> None:
-        self.clip = Clip(model)
+        self.clip = Clip(model, device=resolve_device())
         self.lam = load_lam(encoder) if encoder is not None and is_lam(encoder) else None
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:

@@ -19,6 +19,11 @@ def test_known_token_ids() -> None:
     assert ids.shape == (1, 248)
     assert ids[0, :7].tolist() == [49406, 320, 1125, 539, 320, 2368, 49407]
     assert not ids[0, 7:].any()  # zero padding, as the original
+    other = clip.tokenize(["Three RED kites over a snowy field, in Mr. Smith's town!"])[0]
+    assert other[:17].tolist() == [
+        49406, 2097, 736, 45829, 962, 320, 14191, 1570, 267, 530, 1982, 269, 2915, 568, 1605,
+        256, 49407,
+    ]  # fmt: skip
 
 
 def test_cleaning_matches_clip() -> None:
