@@ -171,3 +171,16 @@ def test_eot_pooling_is_right_for_padded_and_batched_texts(tiny_model: Path) -> 
     states = c.model.text_model(input_ids=ids).last_hidden_state[0]
     eot = int((ids[0] == clip.EOT).nonzero()[0])
     np.testing.assert_allclose(together[0], states[eot].detach().numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_lower_precision_encodes_close_to_float32(tiny_model: Path, precision: str) -> None:
+    texts = ["a red ball on a beach", "two green tents in the snow at night"]
+    images = [Image.new("RGB", (96, 64), (200, 30, 30)), Image.new("RGB", (64, 90), (20, 90, 200))]
+    full, low = clip.Clip(tiny_model), clip.Clip(tiny_model, precision=precision)
+    assert low.model.dtype == clip.DTYPES[precision]
+    for a, b in [
+        (full.encode_text(texts), low.encode_text(texts)),
+        (full.encode_images(images), low.encode_images(images)),
+    ]:
+        assert (a * b).sum(axis=1).min() > 0.99  # cosine of each pair
