@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from newsimg import atomic, shards
+from newsimg.metrics import original_ranks
 from newsimg.params import ReportParams
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ article{background:#fff;border:1px solid #ddd;border-radius:6px;padding:1em;marg
 h2{margin:.2em 0;font-size:1.15em} p.lead{color:#555;font-size:.9em;max-width:70em}
 .row{display:flex;align-items:center;gap:.5em;margin:.4em 0}
 .row .label{width:9em;font-weight:600;font-size:.85em}
+.row .label small{display:block;font-weight:400;color:#666}
 figure{margin:0;text-align:center;font-size:.7em;color:#666}
 img{display:block;border:3px solid transparent;border-radius:3px}
 img.hit{border-color:#1a9c3a}
@@ -66,6 +68,8 @@ def run(
     }
     thumbs = thumbnails(shard_dir, keys)
     approaches = [p.stem for p in sorted(results)]
+    truth = {a["article_id"]: a["image_id"] for a in arts}
+    ranks = {p.stem: dict(zip(truth, original_ranks(p, truth), strict=True)) for p in results}
     parts = [
         f"<!doctype html><meta charset=utf-8><title>newsimg gallery</title><style>{STYLE}</style>"
     ]
@@ -74,7 +78,8 @@ def run(
         "a green frame marks the article's original image.</p>"
     )
     for a in arts:
-        parts.append(_article_html(a, top[a["article_id"]], approaches, thumbs))
+        found = {name: int(ranks[name][a["article_id"]]) for name in approaches}
+        parts.append(_article_html(a, top[a["article_id"]], found, thumbs))
     atomic.write_text(out, "\n".join(parts))
     log.info("gallery: %d articles, %d thumbnails -> %s", len(arts), len(thumbs), out)
 
@@ -84,18 +89,21 @@ def _figure(uri: str | None, caption: str, hit: bool = False) -> str:
     return f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def _article_html(a: dict, top: dict, approaches: list[str], thumbs: dict[str, str]) -> str:
+def _article_html(a: dict, top: dict, found: dict[str, int], thumbs: dict[str, str]) -> str:
+    """One article: its original, then per approach the top images and the original's rank."""
     lead = a["lead"][:400] + ("…" if len(a["lead"]) > 400 else "")
     rows = [
         f'<div class="row"><span class="label">original</span>'
         f"{_figure(thumbs.get(a['image_id']), a['image_id'][:8], hit=True)}</div>"
     ]
-    for name in approaches:
+    for name, rank in found.items():
         figs = "".join(
             _figure(thumbs.get(key), f"{i}. {score:.3f}", hit=key == a["image_id"])
             for i, (key, score) in enumerate(top.get(name, []), start=1)
         )
-        rows.append(f'<div class="row"><span class="label">{html.escape(name)}</span>{figs}</div>')
+        where = f"original at #{rank}" if rank else "original not retrieved"
+        label = f"{html.escape(name)}<small>{where}</small>"
+        rows.append(f'<div class="row"><span class="label">{label}</span>{figs}</div>')
     return (
         f"<article><h2>{html.escape(a['article_id'])}. {html.escape(a['headline'])}</h2>"
         f'<p class="lead">{html.escape(lead)}</p>{"".join(rows)}</article>'

@@ -157,6 +157,7 @@ def test_gallery_shows_every_article(run_dir: Path) -> None:
     for a in articles:
         assert a["headline"].replace("'", "&#x27;").replace('"', "&quot;") in page
     assert page.count('class="hit"') >= len(articles)  # at least the originals themselves
+    assert page.count("original at #") + page.count("original not retrieved") == 3 * len(articles)
 
 
 def test_resume_does_no_work_twice(run_dir: Path) -> None:
