@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 
 from newsimg import sample
@@ -142,6 +143,17 @@ def test_scores_are_consistent(run_dir: Path) -> None:
     curve = (run_dir / "metrics/plots/recall_at_k.csv").read_text().splitlines()
     assert curve[0] == "k,headline,headline_lead,lam"
     assert len(curve) == 101
+
+
+def test_base_model_stays_frozen(run_dir: Path) -> None:
+    """Training changes nothing of the base model: its folder still holds the seeded tiny CLIP."""
+    from transformers import CLIPModel
+
+    from newsimg.clip import make_tiny
+
+    saved = CLIPModel.from_pretrained(run_dir / "artifacts/models/base").state_dict()
+    for name, tensor in make_tiny(0).state_dict().items():
+        assert torch.equal(saved[name], tensor), name
 
 
 def test_training_logged_and_saved(run_dir: Path) -> None:
