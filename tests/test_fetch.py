@@ -10,9 +10,16 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import random
+import signal
 import socket
+import struct
+import subprocess
+import sys
 import threading
+import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +34,7 @@ from PIL import Image
 from newsimg import fetch, shards
 from newsimg.errors import InputError, TooManyFailuresError
 from newsimg.params import FetchParams
+from tests.fetch_helpers import BucketServer, serving
 
 MAX_SIDE = 64
 MIN_SIDE = 16
@@ -84,6 +92,26 @@ def _cmyk_jpeg() -> bytes:
     return _encode(Image.fromarray(_noise((70, 50), 5)).convert("CMYK"), "JPEG")
 
 
+def _grey_jpeg() -> bytes:
+    return _encode(Image.fromarray(_noise((60, 80), 8)).convert("L"), "JPEG", quality=90)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _huge_png() -> bytes:
+    """A 120-byte PNG that declares 40000 x 40000 RGB pixels (4.8 GB decoded): a bomb."""
+    header = struct.pack(">IIBBBBB", 40_000, 40_000, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\0" * 1024)  # the first rows only; a decoder would ask for more
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", pixels)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
 @dataclass(frozen=True)
 class Case:
     """One manifest row: what the bucket holds for it and what fetch must make of it."""
@@ -122,6 +150,8 @@ def _cases() -> list[Case]:
         Case("grey16", _grey16_png(), size=(96, 72)),
         Case("cmyk", _cmyk_jpeg(), size=(70, 50)),
         Case("small", _jpeg((40, 30), 6), size=(40, 30)),  # below max_side: kept as is
+        Case("png_bomb", _huge_png(), reason="too_large"),  # rejected from its header alone
+        Case("grey", _grey_jpeg(), size=(60, 80)),
     ]
 
 
@@ -274,6 +304,12 @@ def test_modes_are_converted_faithfully(fetched: tuple[Path, dict]) -> None:
     assert grey[:, -5:].mean() > 235
     assert 100 < grey.mean() < 155
     assert by_name["rotated"].shape[:2] == (64, 43)  # upright portrait (height, width)
+    grey8 = by_name["grey"].astype(int)  # an L JPEG: stored RGB with equal channels
+    assert np.abs(grey8[..., 0] - grey8[..., 1]).max() <= 2
+    assert np.abs(grey8[..., 1] - grey8[..., 2]).max() <= 2
+    cmyk = by_name["cmyk"].astype(int)  # CMYK JPEG: colours kept, not inverted
+    source = Image.fromarray(_noise((70, 50), 5)).resize(cmyk.shape[1::-1], Image.BICUBIC)
+    assert np.abs(cmyk - np.asarray(source).astype(int)).mean() < 20
 
 
 def test_failures_have_reasons(fetched: tuple[Path, dict]) -> None:
@@ -300,7 +336,7 @@ def test_stats_add_up(fetched: tuple[Path, dict]) -> None:
             "not_an_image": 1,
             "not_found": 1,
             "ok": attempted - N_FAILED,
-            "too_large": 1,
+            "too_large": 2,
             "too_small": 1,
             "truncated": 1,
         }
@@ -460,6 +496,24 @@ def test_s3_gives_the_same_shards_as_the_folder(
     single, _ = fetched
     summary = _fetch(inputs, tmp_path, source="s3://commons/data/images", endpoint_url=s3_bucket)
     assert summary["status"]["not_found"] == 1
+    # Every planted fault lands in the failures table with its reason, every good image in a shard.
+    reasons = {f["key"]: f["reason"] for f in shards.read_failures(tmp_path).to_pylist()}
+    stored = {k for p in shards.list_shards(tmp_path) for k in shards.read_keys(p)}
+    for case in CASES:
+        assert reasons.get(case.hash) == case.reason, case.name
+        assert (case.hash in stored) == (case.reason is None), case.name
+    assert {c.name: reasons[c.hash] for c in CASES if c.reason} == {
+        "missing": "not_found",
+        "zero": "empty",
+        "html": "not_an_image",
+        "truncated": "truncated",
+        "tiny": "too_small",
+        "bomb": "too_large",
+        "png_bomb": "too_large",
+    }
+    assert {"cmyk", "grey", "rgba", "grey16", "palette"} <= {
+        c.name for c in CASES if c.hash in stored
+    }
     expected, got = _contents(single), _contents(tmp_path)
     assert got.keys() == expected.keys()
     for name, table in expected.items():
@@ -556,3 +610,297 @@ def test_not_found_is_not_retried(inputs: Inputs) -> None:
     fs, root = fetch.open_source(params)
     with pytest.raises(fetch.Rejected, match="not_found"):
         fetch.read_bytes(fs, f"{root}/nothing/here.jpg", params, random.Random(0))
+
+
+def _objects(bucket: Path) -> dict[str, bytes]:
+    """The bucket folder's objects by S3 key (``data/images/...``)."""
+    return {
+        f"data/images/{p.relative_to(bucket).as_posix()}": p.read_bytes()
+        for p in bucket.rglob("*.jpg")
+    }
+
+
+def test_throttled_and_stalled_requests_are_retried_or_recorded(
+    inputs: Inputs, fetched: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through a loopback S3 server that throttles (503 SlowDown), fails (500) or stalls past the
+    timeout: a request that recovers within the retries is stored, one that never does is a
+    failure with the last reason, and nothing else changes."""
+    monkeypatch.setattr(fetch, "BACKOFF_BASE_S", 0.02)  # the policy, with shorter waits
+    name_of = {c.hash: c.name for c in CASES}
+    plan = {  # case: (fault, on how many attempts)
+        "landscape": ("slow_down", 2),
+        "portrait": ("stall", 1),
+        "cmyk": ("internal", 1),
+        "small": ("slow_down", 99),
+        "palette": ("stall", 99),
+    }
+
+    def fault(key: str, attempt: int) -> str | None:
+        kind, times = plan.get(name_of.get(Path(key).stem, ""), (None, 0))
+        return kind if attempt <= times else None
+
+    server = BucketServer(_objects(inputs.bucket), fault=fault, stall_s=0.6)
+    with serving(server):
+        summary = _fetch(
+            inputs,
+            tmp_path,
+            source="s3://commons/data/images",
+            endpoint_url=server.endpoint,
+            retries=2,
+            timeout_s=0.3,
+        )
+    attempts = {name: server.attempts[f"data/images/{_case(name).key}"] for name in plan}
+    assert attempts == {"landscape": 3, "portrait": 2, "cmyk": 2, "small": 3, "palette": 3}
+    exhausted = {_case("small").hash: "throttled", _case("palette").hash: "timeout"}
+    expected_failures = [
+        {"key": c.hash, "source": "yfcc", "reason": c.reason or exhausted[c.hash]}
+        for c in CASES
+        if c.reason or c.hash in exhausted
+    ]
+    assert shards.read_failures(tmp_path).to_pylist() == expected_failures
+    assert summary["status"]["throttled"] == summary["status"]["timeout"] == 1
+    # The recovered images are stored exactly as without faults; only the exhausted ones are gone.
+    single, _ = fetched
+    expected, got = _contents(single), _contents(tmp_path)
+    assert got.keys() == expected.keys()
+    for name, table in expected.items():
+        keep = pa.array([k not in exhausted for k in table.column("key").to_pylist()])
+        assert got[name].equals(table.filter(keep)), name
+
+
+def _case(name: str) -> Case:
+    return next(c for c in CASES if c.name == name)
+
+
+# ------------------------------------------------------------------------------ processes
+
+ROOT = Path(__file__).resolve().parents[1]
+RANK_VARS = ("RANK", "WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS")
+PROC_SHARD = 3  # rows per shard in the subprocess runs
+PROC_ROWS = 24  # 8 yfcc shards
+PROC_BAD = {4: None, 13: b"<html>Not Found</html>"}  # row: body (None: no object)
+
+
+@dataclass(frozen=True)
+class ProcInputs:
+    inputs: Inputs
+    hashes: list[str]
+    server: BucketServer
+
+    def key(self, row: int) -> str:
+        h = self.hashes[row]
+        return f"data/images/{h[0:3]}/{h[3:6]}/{h}.jpg"
+
+    def params_file(self, folder: Path) -> Path:
+        values = {
+            "source": "s3://commons/data/images",
+            "endpoint_url": self.server.endpoint,
+            "shard_size": PROC_SHARD,
+            "workers": 2,
+            "timeout_s": 10.0,
+            "retries": 1,
+            "max_side": MAX_SIDE,
+            "min_side": MIN_SIDE,
+            "max_pixels": MAX_PIXELS,
+            "max_failure_rate": 1.0,
+        }
+        path = folder / "params.yaml"
+        path.write_text(json.dumps({"fetch": values}))  # JSON is YAML
+        return path
+
+
+@pytest.fixture(scope="module")
+def proc_inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcInputs]:
+    """Many small shards on a loopback S3 server whose ``fault`` hook each test may set."""
+    root = tmp_path_factory.mktemp("proc")
+    hashes = [hashlib.md5(f"proc-{i}".encode()).hexdigest() for i in range(PROC_ROWS)]
+    objects = {}
+    for i, h in enumerate(hashes):
+        body = PROC_BAD.get(i, _jpeg((48 + i, 40), 100 + i))
+        if body is not None:
+            objects[f"data/images/{h[0:3]}/{h[3:6]}/{h}.jpg"] = body
+    manifest = root / "manifest.txt"
+    manifest.write_text("".join(f"{500 + i}\t{h}\n" for i, h in enumerate(hashes)))
+    news = root / "newsimages"
+    news.mkdir()
+    for name in ("a", "b"):
+        (news / f"{name}.jpg").write_bytes(_jpeg((50, 50), ord(name)))
+    with serving(BucketServer(objects)) as server:
+        yield ProcInputs(Inputs(root, manifest, news), hashes, server)
+
+
+@pytest.fixture(scope="module")
+def proc_reference(proc_inputs: ProcInputs, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted single-rank run of the subprocess inputs, in its own folder."""
+    out = tmp_path_factory.mktemp("reference")
+    proc_inputs.server.fault = None
+    summary = _run_stage(proc_inputs, out)
+    assert summary["shards_written"] == 1 + PROC_ROWS // PROC_SHARD
+    assert summary["status"] == {"not_an_image": 1, "not_found": 1, "ok": PROC_ROWS}
+    return out
+
+
+def _start_stage(p: ProcInputs, out: Path, **env: str) -> subprocess.Popen[str]:
+    """``python stages/fetch.py`` as dvc.yaml runs it, with its own params file."""
+    environ = {k: v for k, v in os.environ.items() if k not in RANK_VARS}
+    environ |= {"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        str(ROOT / "stages" / "fetch.py"),
+        f"--params={p.params_file(out.parent)}",
+        f"--manifest={p.inputs.manifest}",
+        f"--newsimages={p.inputs.newsimages}",
+        f"--out={out}",
+    ]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=environ | env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    """Wait for a stage subprocess; its summary, read from the log's last JSON summary line."""
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    line = next(ln for ln in reversed(err.splitlines()) if "fetch summary: " in ln)
+    return json.loads(line.split("fetch summary: ", 1)[1])
+
+
+def _run_stage(p: ProcInputs, out: Path, **env: str) -> dict[str, Any]:
+    return _finish(_start_stage(p, out, **env))
+
+
+def _assert_same_shards(got: Path, expected: Path) -> None:
+    """Same shard files, same rows in the same order (keys, bytes, sha256s), same failures."""
+    want, have = _contents(expected), _contents(got)
+    assert have.keys() == want.keys()
+    for name, table in want.items():
+        assert have[name].equals(table), name
+    assert shards.read_failures(got).equals(shards.read_failures(expected))
+    for name in want:
+        stem = name.removesuffix(".parquet")
+        a, b = (json.loads((d / f"{stem}_stats.json").read_text()) for d in (got, expected))
+        assert (a["ok"], a["failed"], a["status"]) == (b["ok"], b["failed"], b["status"])
+    assert not list(got.glob(".*")), "temporary files left"
+
+
+def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(
+    proc_inputs: ProcInputs, proc_reference: Path, tmp_path: Path
+) -> None:
+    """The first run is held inside yfcc shard 3 (its requests wait on a gate) after shards 0-2
+    are committed, killed there with SIGKILL, and run again to the end."""
+    gated = {proc_inputs.key(r) for r in range(3 * PROC_SHARD, 4 * PROC_SHARD)}
+    gate, reached = threading.Event(), threading.Event()
+
+    def hold(key: str, attempt: int) -> None:
+        if key in gated and not gate.is_set():
+            reached.set()
+            gate.wait(30)
+        return None
+
+    server = proc_inputs.server
+    server.fault = hold
+    out = tmp_path / "out"
+    try:
+        proc = _start_stage(proc_inputs, out)
+        deadline = time.monotonic() + 30
+        while not (reached.is_set() and (out / "yfcc-00002.parquet").exists()):
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the run never reached shard 3"
+            time.sleep(0.02)
+        proc.kill()  # SIGKILL: no handler, no cleanup
+        proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        gate.set()
+        server.fault = None
+    done = [p.name for p in shards.list_shards(out)]
+    assert done == ["newsimages-00000.parquet"] + [f"yfcc-{i:05d}.parquet" for i in range(3)]
+
+    server.reset_counts()
+    summary = _run_stage(proc_inputs, out)
+
+    assert (summary["shards_skipped"], summary["shards_written"]) == (4, 5)
+    finished_rows = {proc_inputs.key(r) for r in range(3 * PROC_SHARD)}
+    assert not finished_rows & set(server.log), "a committed shard was fetched again"
+    _assert_same_shards(out, proc_reference)
+    keys = [k for p in shards.list_shards(out) for k in shards.read_keys(p)]
+    assert len(keys) == len(set(keys)) == PROC_ROWS - len(PROC_BAD) + 2
+
+
+def test_two_ranks_at_once_make_the_same_shards_as_one(
+    proc_inputs: ProcInputs, proc_reference: Path, tmp_path: Path
+) -> None:
+    """Two stage processes (RANK 0 and 1 of 2) into one folder at the same time. Each one's first
+    yfcc request waits at a barrier for the other's, so the runs provably overlap."""
+    first = {proc_inputs.key(0), proc_inputs.key(PROC_SHARD)}  # yfcc shard 0 (rank 0), 1 (rank 1)
+    barrier = threading.Barrier(2, timeout=30)
+
+    def meet(key: str, attempt: int) -> str | None:
+        if key in first and attempt == 1:
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                return "internal"
+        return None
+
+    server = proc_inputs.server
+    server.fault = meet
+    out = tmp_path / "out"
+    try:
+        procs = [_start_stage(proc_inputs, out, RANK=str(r), WORLD_SIZE="2") for r in (0, 1)]
+        summaries = [_finish(p) for p in procs]
+    finally:
+        server.fault = None
+    assert not barrier.broken
+    assert [(s["rank"], s["world"]) for s in summaries] == [(0, 2), (1, 2)]
+    # newsimages-00000 and yfcc 0, 2, 4, 6 on rank 0; yfcc 1, 3, 5, 7 on rank 1.
+    assert [s["shards_written"] for s in summaries] == [5, 4]
+    assert sum(s["attempted"] for s in summaries) == PROC_ROWS + 2
+    _assert_same_shards(out, proc_reference)
+
+
+# ------------------------------------------------------------------------------ progress
+
+
+def test_progress_bar_counts_this_ranks_images_and_failures(
+    inputs: Inputs,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    buf = io.StringIO()
+    real_tqdm = fetch.tqdm
+    monkeypatch.setattr(
+        fetch, "tqdm", lambda *a, **kw: real_tqdm(*a, **(kw | {"disable": False, "file": buf}))
+    )
+    with caplog.at_level("INFO", logger="newsimg.fetch"):
+        _fetch(inputs, tmp_path)
+    total = len(CASES) + len(NEWS)
+    done = [r.getMessage() for r in caplog.records if " done: " in r.getMessage()]
+    assert len(done) == 1
+    assert f"{total} images, {total - N_FAILED} ok, {N_FAILED} failed" in done[0]
+    assert "not_found 1" in done[0]
+    last = buf.getvalue().split("\r")[-1]
+    assert f"{total}/{total}" in last
+    assert f"failed={N_FAILED}" in last
+    assert "img/s" in last
+    buf.seek(0)
+    buf.truncate()
+    (tmp_path / "yfcc-00002.parquet").unlink()
+    _fetch(inputs, tmp_path)  # the finished shards are taken off the total
+    last = buf.getvalue().split("\r")[-1]
+    assert f"{SHARD_SIZE}/{SHARD_SIZE}" in last
+
+
+def test_rank_items_and_manifest_count(tmp_path: Path) -> None:
+    for n, size, world in [(0, 3, 1), (10, 3, 1), (10, 3, 2), (10, 3, 5), (9, 3, 4), (7, 10, 3)]:
+        per_rank = [fetch.rank_items(n, size, r, world) for r in range(world)]
+        assert sum(per_rank) == n
+        chunks = [min(size, n - i) for i in range(0, n, size)]
+        assert per_rank == [sum(chunks[r::world]) for r in range(world)]
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("1\taa\n\n2\tbb\n3\tcc")  # a blank line, no final newline
+    assert fetch.count_manifest_rows(manifest) == 3
+    assert fetch.count_manifest_rows(manifest, limit=2) == 2

@@ -1,0 +1,235 @@
+"""Fetch throughput against a loopback S3 server with added latency, and decode+resize alone.
+
+    python bench/fetch.py [--latency-ms 50] [--images 1500] [--seconds 4]
+
+- fetch.run end to end (GET over s3fs, validate, resize to 384 px, write shards) with 1 request
+  in flight (the baseline) and with 64, against a loopback S3-compatible server (in its own
+  process) that waits ``--latency-ms`` before answering each request;
+- the reads alone (fetch.read_bytes in a pool of 64 threads), to show what the network side
+  could give were decoding free;
+- fetch.normalise alone on one core: 1024x768 JPEGs (q90) -> 384 px, in images/s, and the
+  bytes per stored image at 384 px q90 (for disk estimates).
+
+Images are photo-like: 1/f^1.4 noise, close to the power spectrum of natural photos, so that
+JPEG sizes and decode costs are close to real ones. Targets (issue 4):
+64 in flight >= 20x the sequential rate at 50 ms; decode+resize >= 100 images/s per core.
+Prints a table (images/s, ratio to the baseline measured in the same run) and ends with one
+JSON line of the key figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import logging
+import multiprocessing as mp
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.fetch_helpers: the loopback S3 server
+
+from newsimg import fetch  # noqa: E402
+from newsimg.params import FetchParams  # noqa: E402
+from tests.fetch_helpers import BucketServer  # noqa: E402
+
+BUCKET = "commons"
+PREFIX = "data/images"
+
+
+def photo(width: int, height: int, seed: int) -> Image.Image:
+    """A photo-like RGB image: 1/f^1.4 noise per channel, mixed so the channels correlate.
+
+    At 1024x768 q90 it makes ~200 kB JPEGs, and ~34 kB at 384 px: in the range of real photos
+    (white noise would make 3x larger files and slower decodes).
+    """
+    rng = np.random.default_rng(seed)
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    falloff = np.maximum(np.hypot(fx, fy), 1.0 / max(width, height)) ** -1.4
+    chans = []
+    for _ in range(3):
+        spectrum = falloff * np.exp(2j * np.pi * rng.random(falloff.shape))
+        chans.append(np.fft.irfft2(spectrum, s=(height, width)))
+    x = np.stack(chans, axis=-1)
+    x = x @ (0.6 * np.eye(3) + 0.4 / 3)  # correlated channels, as in photos
+    x = 128 + 45 * (x - x.mean()) / x.std()
+    return Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
+
+
+def jpeg(im: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def make_corpus(n: int, size: tuple[int, int], variants: int = 24) -> dict[str, bytes]:
+    """``n`` objects keyed like the YFCC bucket; ``variants`` distinct photos reused."""
+    bodies = [jpeg(photo(*size, seed)) for seed in range(variants)]
+    objects = {}
+    for i in range(n):
+        h = hashlib.md5(f"bench-{i}".encode()).hexdigest()
+        objects[f"{PREFIX}/{h[0:3]}/{h[3:6]}/{h}.jpg"] = bodies[i % variants]
+    return objects
+
+
+def _serve(objects: dict[str, bytes], latency_s: float, port: mp.Queue) -> None:
+    server = BucketServer(objects, latency_s=latency_s)
+    port.put(server.server_address[1])
+    server.serve_forever()
+
+
+@contextmanager
+def bucket_server(objects: dict[str, bytes], latency_s: float) -> Iterator[str]:
+    """The endpoint of a loopback S3 server in a child process (no GIL shared with fetch)."""
+    ctx = mp.get_context("fork")
+    port: mp.Queue = ctx.Queue()
+    proc = ctx.Process(target=_serve, args=(objects, latency_s, port), daemon=True)
+    proc.start()
+    try:
+        yield f"http://127.0.0.1:{port.get(timeout=30)}"
+    finally:
+        proc.terminate()
+        proc.join()
+
+
+def params(endpoint: str, workers: int) -> FetchParams:
+    return FetchParams(
+        source=f"s3://{BUCKET}/{PREFIX}",
+        endpoint_url=endpoint,
+        workers=workers,
+        shard_size=1000,
+        timeout_s=30.0,
+        retries=3,
+        max_failure_rate=0.0,
+    )
+
+
+def run_fetch(
+    objects: dict[str, bytes], n: int, endpoint: str, workers: int
+) -> tuple[float, float]:
+    """(images/s, CPU ms of this process per image) of fetch.run over the first ``n`` objects."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        manifest = tmp / "manifest.txt"
+        hashes = [Path(k).stem for k in list(objects)[:n]]
+        manifest.write_text("".join(f"{i}\t{h}\n" for i, h in enumerate(hashes)))
+        (tmp / "news").mkdir()
+        cpu, start = _cpu(), time.perf_counter()
+        summary = fetch.run(params(endpoint, workers), manifest, tmp / "news", tmp / "out")
+        seconds, cpu = time.perf_counter() - start, _cpu() - cpu
+    assert summary["ok"] == n, summary
+    return n / seconds, cpu * 1e3 / n
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def run_reads(objects: dict[str, bytes], n: int, endpoint: str, workers: int) -> float:
+    """Images/s of fetch.read_bytes alone (the network side) with ``workers`` threads."""
+    p = params(endpoint, workers)
+    fs, _ = fetch.open_source(p)
+    paths = [f"{BUCKET}/{k}" for k in list(objects)[:n]]
+    rng = random.Random(0)
+    with ThreadPoolExecutor(workers) as pool:
+        start = time.perf_counter()
+        sizes = list(pool.map(lambda path: len(fetch.read_bytes(fs, path, p, rng)), paths))
+        seconds = time.perf_counter() - start
+    assert all(sizes)
+    return n / seconds
+
+
+def run_normalise(seconds: float) -> tuple[float, float, float]:
+    """(images/s on one core, mean stored bytes, mean source bytes): 1024x768 -> 384 px q90."""
+    bodies = [jpeg(photo(1024, 768, 1000 + s)) for s in range(12)]
+    p = FetchParams(source="unused")
+    out_sizes = [len(fetch.normalise(b, p)[0]) for b in bodies]  # also warms up
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fetch.normalise(bodies[n % len(bodies)], p)
+        n += 1
+    rate = n / (time.perf_counter() - start)
+    return rate, float(np.mean(out_sizes)), float(np.mean([len(b) for b in bodies]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--images", type=int, default=1500, help="images at 64 in flight")
+    parser.add_argument("--sequential-images", type=int, default=60)
+    parser.add_argument("--seconds", type=float, default=4.0, help="normalise timing window")
+    parser.add_argument("--size", default="640x480", help="stored photos in the bucket")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("newsimg").setLevel(logging.WARNING)
+    os.environ.update(AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
+
+    size = tuple(int(v) for v in args.size.split("x"))
+    objects = make_corpus(max(args.images, args.sequential_images), size)  # type: ignore[arg-type]
+    with (
+        bucket_server(objects, args.latency_ms / 1000) as slow,
+        bucket_server(objects, 0.0) as fast,
+    ):
+        run_reads(objects, 20, slow, 8)  # warm up the servers and the client
+        run_reads(objects, 20, fast, 8)
+        seq, _ = run_fetch(objects, args.sequential_images, slow, workers=1)
+        c64, cpu_ms = run_fetch(objects, args.images, slow, workers=64)
+        c64_fast, _ = run_fetch(objects, args.images, fast, workers=64)
+        reads64 = run_reads(objects, args.images, slow, workers=64)
+    norm, stored_bytes, source_bytes = run_normalise(args.seconds)
+
+    cores = len(os.sched_getaffinity(0))
+    lat = f"{args.latency_ms:.0f} ms"
+    rows = [
+        (f"fetch.run, 1 in flight, {lat} (baseline)", seq, seq, ""),
+        (f"fetch.run, 64 in flight, {lat}", c64, seq, ">= 20x"),
+        ("fetch.run, 64 in flight, 0 ms (CPU bound)", c64_fast, seq, ""),
+        (f"reads alone, 64 in flight, {lat}", reads64, seq, ""),
+        ("normalise 1024x768 -> 384 px, 1 core", norm, 100.0, ">= 100/s (ratio to 100/s)"),
+    ]
+    kb = np.mean([len(b) for b in objects.values()]) / 1e3
+    print(f"bucket: {args.size} q90 photo-like JPEGs ({kb:.0f} kB); {cores} cores; the S3 server")
+    print("runs in its own process on the same cores")
+    print(f"{'measure':<46} {'images/s':>9} {'ratio':>7}  target")
+    for name, rate, base, target in rows:
+        print(f"{name:<46} {rate:>9.1f} {rate / base:>6.1f}x  {target}")
+    print(
+        f"fetch.run CPU per image at 64 in flight: {cpu_ms:.1f} ms (this process, server excluded)"
+    )
+    print(
+        f"stored JPEG at 384 px q90: {stored_bytes / 1e3:.1f} kB/image "
+        f"(from 1024x768 q90 sources of {source_bytes / 1e3:.0f} kB)"
+    )
+    figures = {
+        "latency_ms": args.latency_ms,
+        "cores": cores,
+        "sequential_img_s": round(seq, 1),
+        "c64_img_s": round(c64, 1),
+        "c64_speedup": round(c64 / seq, 1),
+        "c64_0ms_img_s": round(c64_fast, 1),
+        "reads_c64_img_s": round(reads64, 1),
+        "reads_c64_speedup": round(reads64 / seq, 1),
+        "cpu_ms_per_img": round(cpu_ms, 2),
+        "normalise_img_s_per_core": round(norm, 1),
+        "bytes_per_image_384": round(stored_bytes),
+    }
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
