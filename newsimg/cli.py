@@ -29,6 +29,32 @@ def _convert_longclip(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lead(args: argparse.Namespace) -> int:
+    from newsimg import leads
+    from newsimg.errors import InputError
+
+    try:
+        raw = args.page.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read {args.page}: {err}") from None
+    html, status = leads.decode_page(raw, args.max_page_bytes)
+    if status == "ok":
+        lead = leads.extract_lead(
+            html,
+            args.url,
+            args.mode,
+            args.max_words,
+            headline=args.headline,
+            extractor=args.extractor,
+            max_tokens=args.max_tokens,
+        )
+        status = lead.status
+        if lead.text:
+            print(lead.text)
+    print(f"status: {status}", file=sys.stderr)
+    return 0 if status == "ok" else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="newsimg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +76,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="round weights to float16 where Long-CLIP's loader does, to match it bit for bit",
     )
     p.set_defaults(run=_convert_longclip)
+
+    p = commands.add_parser("lead", help="print the lead of one saved page (status on stderr)")
+    p.add_argument("page", type=Path, help="a saved page, PAGE.html")
+    p.add_argument("--url", default=None, help="the page's URL (helps the extractors)")
+    p.add_argument("--mode", choices=["sentences", "first_words"], default="sentences")
+    p.add_argument("--max-words", type=int, default=100, help="first_words mode")
+    p.add_argument("--max-tokens", type=int, default=248, help="sentences mode, with headline")
+    p.add_argument("--headline", default=None, help="default: the page's own title")
+    p.add_argument(
+        "--extractor",
+        choices=["newspaper", "trafilatura", "newspaper+trafilatura"],
+        default="newspaper+trafilatura",
+    )
+    p.add_argument("--max-page-bytes", type=int, default=5_000_000)
+    p.set_defaults(run=_lead)
 
     args = parser.parse_args(argv)
     setup_logging()

@@ -1,9 +1,15 @@
 """The leads stage: each article's lead text, extracted offline from its saved page.
 
-For every row of the NewsImages CSV the saved page ``html/{article_id}.html`` goes through
-newspaper4k and/or trafilatura; the body is cleaned of leaked page furniture (title line,
-bylines, datelines, photo credits, paywall prompts) and cut into whole sentences, as many as fit
-the text encoder's token budget together with the headline. One Parquet row per CSV row, in CSV
+Pages live in a cache folder (``leads.pages_dir``, one ``{article_id}.html`` per article). With
+``leads.download: true`` the stage first fills the cache from ``article_url``, politely (a limit
+per host, timeouts, retries with backoff, a size cap, HTML only); the extraction itself reads only
+the cache, so re-runs need no network and give the same output.
+
+Every page goes through newspaper4k and/or trafilatura; the body is cleaned of leaked page
+furniture (title line, bylines, datelines, captions and photo credits, ad slots, share, newsletter
+and cookie boxes, paywall prompts) and cut by ``leads.mode``: ``sentences`` keeps whole sentences
+while the approach text (``leads.template``) fits the text encoder's token budget; ``first_words``
+is the paper's rule, the first ``max_words`` whitespace words. One Parquet row per CSV row, in CSV
 order, with a status per article; one bad page never stops the stage.
 """
 
@@ -13,11 +19,15 @@ import difflib
 import functools
 import logging
 import re
+import threading
+import time
 import warnings
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,7 +35,7 @@ from tqdm import tqdm
 
 from newsimg.atomic import atomic_path
 from newsimg.clip import count_tokens
-from newsimg.errors import InputError
+from newsimg.errors import InputError, TooManyFailuresError
 from newsimg.params import LeadsParams
 from newsimg.sources import read_newsimages_csv
 
@@ -39,13 +49,32 @@ SCHEMA = pa.schema(
         ("tags", pa.string()),
         ("image_id", pa.string()),
         ("lead", pa.string()),
-        ("headline_lead", pa.string()),
-        ("tokens", pa.int32()),
+        ("lead_words", pa.int32()),  # whitespace words of the lead
+        ("lead_tokens", pa.int32()),  # tokens of the lead alone, SOT/EOT included; 0 for no lead
+        ("headline_lead", pa.string()),  # the headline_lead approach's text (leads.template)
+        ("headline_lead_tokens", pa.int32()),  # its tokens, SOT/EOT included
         ("status", pa.string()),
         ("extractor", pa.string()),
+        ("download", pa.string()),  # what the download did; "" when leads.download is false
     ]
 )
-STATUSES = ("ok", "no_html", "no_text", "error")
+# "ok" is the only success. Pages: no_url (no page and no URL to get it from), no_page,
+# empty_page, too_large, not_html, bad_encoding. Text: no_text (nothing usable: empty body, link
+# list), paywall (a subscription prompt and at most a short teaser), not_english,
+# "error: <extractor>: <reason>" (every extractor failed).
+STATUSES = (
+    "ok",
+    "no_url",
+    "no_page",
+    "empty_page",
+    "too_large",
+    "not_html",
+    "bad_encoding",
+    "no_text",
+    "paywall",
+    "not_english",
+    "error",
+)
 MIN_WORDS = 8  # less cleaned body text than this is "nothing useful" (paywall stubs, link lists)
 
 
@@ -58,6 +87,7 @@ def _newspaper_article() -> type:
     # is absent, which only matters for its .nlp(), never called here.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="nltk is not installed")
+        logging.getLogger("newspaper").setLevel(logging.WARNING)  # import-time INFO chatter
         from newspaper import Article
     return Article
 
@@ -101,6 +131,42 @@ _CREDIT = re.compile(
     r"|(?:getty images|shutterstock|/\s*(?:reuters|ap|afp|epa|pa)|\((?:reuters|ap|afp)\))\.?$",
     re.IGNORECASE,
 )
+# Lines that are page furniture whatever their length: captions and credits in the BBC or wire
+# style, ad slots, share / newsletter / cookie boxes, related-link teasers.
+_FURNITURE_LINE = re.compile(
+    r"^(?:image copyright|image caption|media caption|image source|getty images|"
+    r"\(?(?:ap|afp|reuters|epa|pa|ap photo)\s*(?:photo|images?)?\s*/|"
+    r"advertisement|sponsored|story continues|scroll (?:down )?to continue|"
+    r"(?:read|see) (?:more|also)\b|related(?: stories| articles| coverage)?\s*:|also read\b|"
+    r"more from\b|watch\s*:|listen\s*:|share (?:this|on|via|the article|article)\b|copy link|"
+    r"follow us\b|follow @|click here\b|sign up\b|subscribe (?:to|for|now|today)\b|"
+    r"get (?:our|the) .{0,40}(?:newsletter|briefing)|download (?:our|the) app)",
+    re.IGNORECASE,
+)
+# Whole sentences of cookie banners and newsletter boxes (they end with a period, so the
+# short-line rule misses them).
+_BOX_SENTENCE = re.compile(
+    r"\b(?:we use cookies|use of cookies|cookie (?:policy|settings|preferences)|accept (?:all )?"
+    r"cookies|by continuing to (?:browse|use)|(?:sign up|subscribe) (?:for|to) (?:our|the) "
+    r"[\w ]{0,30}newsletter|newsletter delivered|delivered (?:straight )?to your inbox|"
+    r"share (?:this|on) (?:article|story|facebook|twitter|x)|follow us on)\b",
+    re.IGNORECASE,
+)
+# Credits inside a paragraph: "(AP Photo/Evan Vucci)", "(Photo by Jane Roe/Getty Images)".
+_INLINE_CREDIT = re.compile(
+    r"\s*[(\[](?:(?:ap|afp|reuters|epa|pa|getty)\s+)?(?:photo|image|picture|pic)s?"
+    r"(?:\s+by|\s*:|\s*/)[^()\[\]]{1,80}[)\]]",
+    re.IGNORECASE,
+)
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+# A date (and time) glued before the text: "June 16, 2025 ", "Fri 14 Mar 2025 09.30 GMT · ".
+_DATE_PREFIX = re.compile(
+    rf"^(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
+    rf"(?:{_MONTH}\s+\d{{1,2}},?|\d{{1,2}}\s+{_MONTH})\s+\d{{4}}"
+    r"(?:,?\s+(?:at\s+)?\d{1,2}[:.]\d{2}\s*(?:[ap]\.?m\.?)?(?:\s+[A-Z]{2,4}\b)?)?"
+    r"\s*(?:[|·•—–-]\s*)?",
+    re.IGNORECASE,
+)
 _TIMESTAMP_LINE = re.compile(
     r"^(?:updated|published|posted|last updated|first published|last modified)\b", re.IGNORECASE
 )
@@ -108,9 +174,15 @@ _TIMESTAMP_LINE = re.compile(
 _WIRE_DATELINE = re.compile(
     r"^[A-Z][A-Z .'’-]{2,40}(?:,[^—–-]{1,40})?(?:\s*\([\w .]{2,30}\))?\s+[—–-]+\s+"
 )
+# Agency datelines in any case: "Dayton (CNN) — ", "(AP) — ", "Paris, France (AFP) - ".
+_AGENCY_DATELINE = re.compile(
+    r"^(?:[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,3}(?:,\s*[A-Z][\w.'’ ]{1,30})?\s+)?"
+    r"\((?:CNN|AP|Reuters|AFP|Bloomberg|UPI|dpa|AAP|CNS|[A-Z]{2,6})\)\s*[—–-]+\s*"
+)
 # Sentences that are paywall or page prompts, never article text.
 _PROMPT = re.compile(
-    r"\b(?:subscribers? only|subscribe (?:now|today|to (?:continue|read|keep))|"
+    r"\b(?:subscribers? only|(?:is|are) for subscribers|unlimited (?:digital )?access|"
+    r"subscribe (?:now|today|to (?:continue|read|keep))|"
     r"already a subscriber|(?:log|sign) in to (?:continue|read)|continue reading|"
     r"to read (?:this|the full) (?:article|story)|all rights reserved)\b",
     re.IGNORECASE,
@@ -145,6 +217,10 @@ def _drop_headline(line: str, headline: str) -> str:
 def _is_furniture(line: str) -> bool:
     """Whole lines that are page furniture, not article text."""
     words = len(line.split())
+    if _FURNITURE_LINE.match(line) and words <= 40:
+        return True
+    if _BOX_SENTENCE.search(line) and words <= 60:
+        return True
     if _BYLINE_LINE.match(line) and words <= 12:
         return True
     if _TIMESTAMP_LINE.match(line) and words <= 12:
@@ -159,11 +235,13 @@ def clean_paragraphs(text: str, headline: str) -> list[str]:
     """The extractor's text as paragraphs with leaked furniture removed, whitespace collapsed."""
     paragraphs = []
     for raw in text.splitlines():
-        line = " ".join(raw.split())
+        line = " ".join(_INLINE_CREDIT.sub("", raw).split())
         if not paragraphs:  # leaks sit before the first real paragraph
             line = _drop_headline(line, headline)
             line = _BYLINE_PREFIX.sub("", line)
+            line = _DATE_PREFIX.sub("", line)
             line = _WIRE_DATELINE.sub("", line)
+            line = _AGENCY_DATELINE.sub("", line)
         if line and not _is_furniture(line):
             paragraphs.append(line)
     return paragraphs
@@ -229,10 +307,10 @@ def split_sentences(paragraph: str) -> list[str]:
 # --- fitting the budget ---------------------------------------------------------------------------
 
 
-def join_headline(headline: str, separator: str, lead: str) -> str:
-    """``headline + separator + lead``, or whichever of the two is not empty."""
+def render(template: str, headline: str, lead: str) -> str:
+    """The approach text: ``template`` filled in, or whichever of the two is not empty."""
     if headline and lead:
-        return headline + separator + lead
+        return template.format(headline=headline, lead=lead)
     return headline or lead
 
 
@@ -248,14 +326,15 @@ def _largest_fitting(n: int, fits: Callable[[int], bool]) -> int:
     return lo
 
 
-def fit_lead(headline: str, sentences: Sequence[str], separator: str, max_tokens: int) -> str:
-    """Whole leading sentences within the budget; a first sentence too long is cut at a word.
+def fit_lead(headline: str, sentences: Sequence[str], template: str, max_tokens: int) -> str:
+    """Whole leading sentences while the approach text fits the budget; a first sentence too
+    long is cut at a word.
 
     Token counts only grow as text is added, so a binary search finds the longest prefix.
     """
 
     def fits(lead: str) -> bool:
-        return count_tokens([join_headline(headline, separator, lead)])[0] <= max_tokens
+        return count_tokens([render(template, headline, lead)])[0] <= max_tokens
 
     # Every whitespace word costs at least one token: sentences past max_tokens words never fit.
     candidates, words = [], 0
@@ -273,14 +352,79 @@ def fit_lead(headline: str, sentences: Sequence[str], separator: str, max_tokens
     return " ".join(first[:k]).rstrip(",;:–—-")
 
 
-# --- one article ----------------------------------------------------------------------------------
+# --- pages ----------------------------------------------------------------------------------------
+
+_HTML_SNIFF = re.compile(rb"<\s*(?:!doctype\s+html|html|head|body|p|div|article|title)\b", re.I)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w.:-]+)""", re.I)
+
+
+def decode_page(raw: bytes, max_bytes: int | None = None) -> tuple[str, str]:
+    """``(html, "ok")`` or ``("", status)`` for a page that is empty, too large, not HTML or
+    undecodable. UTF-8 first, then the page's declared charset, then a detected one."""
+    if max_bytes is not None and len(raw) > max_bytes:
+        return "", "too_large"
+    if not raw.strip():
+        return "", "empty_page"
+    head = raw[:65536]
+    if head.startswith(b"%PDF") or b"\x00" in head[:4096] or not _HTML_SNIFF.search(head):
+        return "", "not_html"
+    try:
+        return raw.decode("utf-8"), "ok"
+    except UnicodeDecodeError:
+        pass
+    declared = _META_CHARSET.search(head)
+    if declared:
+        try:
+            return raw.decode(declared.group(1).decode("ascii")), "ok"
+        except (LookupError, UnicodeDecodeError):
+            pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw).best()
+    if best is not None and best.encoding:
+        text = str(best)
+        if text.count("\ufffd") <= len(text) / 1000:
+            return text, "ok"
+    text = raw.decode("utf-8", errors="replace")
+    if text.count("\ufffd") > len(text) / 1000:
+        return "", "bad_encoding"
+    return text, "ok"
+
+
+# --- language -------------------------------------------------------------------------------------
+
+_ENGLISH = _wordset(
+    "the of and to a in is was for that on with as by at from it he she they his her their are "
+    "were be been has have had not but or an this which who will would said after more about "
+    "than its into also over when up out new one two can all we there year years people"
+)
+
+
+def is_english(text: str) -> bool:
+    """Whether a body is English: offline, by the share of common English words (English prose
+    is ~40% such words, other languages well under 15%) and of Latin letters."""
+    letters = re.findall(r"[^\W\d_]", text)
+    if letters and sum(c.isascii() for c in letters) / len(letters) < 0.7:
+        return False
+    words = re.findall(r"[^\W\d_]+", text.casefold())
+    if len(words) < 20:
+        return True  # too little to tell
+    return sum(w in _ENGLISH for w in words) / len(words) >= 0.15
+
+
+# --- one page -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Lead:
-    lead: str
-    status: str  # "ok", "no_html", "no_text" or "error: <reason>"
-    extractor: str  # which extractor gave the text, "" when none did
+    text: str  # the lead, title excluded; "" when the page gave none
+    status: str  # one of STATUSES ("error: <reason>" for "error")
+    extractor: str = ""  # which extractor gave the text, "" when none did
+    title: str = ""  # the headline the lead was built for (the page's own when none was given)
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
 
 
 def _reason(name: str, err: BaseException) -> str:
@@ -288,55 +432,240 @@ def _reason(name: str, err: BaseException) -> str:
     return f"error: {name}: {type(err).__name__}: {first_line}"[:160]
 
 
-def _read_html(path: Path) -> str:
-    """Page text; saved pages are not all UTF-8, so other encodings are detected."""
-    from trafilatura.utils import decode_file
+def page_title(html: str) -> str:
+    """The page's headline: og:title, else the first <h1>, else <title>."""
+    import lxml.html
 
-    raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return decode_file(raw)
+        doc = lxml.html.document_fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return ""
+    for xpath in ('//meta[@property="og:title"]/@content', "//h1", "//title"):
+        found = doc.xpath(xpath)
+        if found:
+            text = found[0] if isinstance(found[0], str) else found[0].text_content()
+            if text.strip():
+                return " ".join(text.split())
+    return ""
 
 
-def article_lead(row: dict[str, str], html_dir: Path, params: LeadsParams) -> Lead:
-    """Extract, clean and cut one article's lead; every failure becomes a status."""
-    path = html_dir / f"{row['article_id']}.html"
-    if not path.is_file():
-        return Lead("", "no_html", "")
-    try:
-        html = _read_html(path)
-    except OSError as err:
-        return Lead("", _reason("read", err), "")
-    headline, errors = row["article_title"], []
-    for name in params.extractor.split("+"):
+PAYWALL_TEASER_WORDS = 30  # a page with a paywall prompt and less text than this is a paywall
+
+
+def body_sentences(text: str, headline: str) -> tuple[list[str], bool]:
+    """The extractor's text cleaned and split into sentences, prompts dropped; and whether a
+    paywall or login prompt was among them."""
+    sentences = [s for p in clean_paragraphs(text, headline) for s in split_sentences(p)]
+    prompted = any(_PROMPT.search(s) for s in sentences)
+    kept, seen = [], set()
+    for sentence in sentences:
+        if _PROMPT.search(sentence) or _BOX_SENTENCE.search(sentence):
+            continue
+        key = _norm(sentence)
+        if len(key.split()) >= 5 and key in seen:  # a pull quote repeats the text
+            continue
+        seen.add(key)
+        kept.append(sentence)
+    return kept, prompted
+
+
+def first_words(sentences: Sequence[str], max_words: int) -> str:
+    """The paper's rule: the first ``max_words`` whitespace words of the cleaned body."""
+    return " ".join(" ".join(sentences).split()[:max_words])
+
+
+def extract_lead(
+    html: str,
+    url: str | None = None,
+    mode: str = "first_words",
+    max_words: int = 100,
+    *,
+    headline: str | None = None,
+    extractor: str = "newspaper+trafilatura",
+    max_tokens: int = 248,
+    template: str = "{headline}: {lead}",
+) -> Lead:
+    """The lead of one page's HTML; every failure becomes the result's status, never raises.
+
+    ``headline`` (the CSV's title) is removed where it repeats; without it the page's own title
+    is used. ``mode`` is ``first_words`` (the first ``max_words`` words) or ``sentences`` (whole
+    sentences while ``template`` with the headline fits ``max_tokens`` tokens).
+    """
+    if mode not in ("first_words", "sentences"):
+        raise ValueError(f"mode must be first_words or sentences, not {mode!r}")
+    if headline is None:
+        headline = page_title(html)
+    errors, paywalled = [], False
+    for name in extractor.split("+"):
         try:
-            text = EXTRACTORS[name](html, row["article_url"])
+            text = EXTRACTORS[name](html, url or "")
         # Extractors raise whatever their parsers and optional tokenizers raise (ImportError for
         # a missing jieba or nltk, lxml errors, ...): record it and try the next extractor.
         except Exception as err:
-            log.debug("article %s: %s failed: %r", row["article_id"], name, err)
+            log.debug("%s failed on %s: %r", name, url, err)
             errors.append(_reason(name, err))
             continue
-        sentences = [s for p in clean_paragraphs(text, headline) for s in split_sentences(p)]
-        sentences = [s for s in sentences if not _PROMPT.search(s)]
-        if sum(len(s.split()) for s in sentences) >= MIN_WORDS:
-            lead = fit_lead(headline, sentences, params.separator, params.max_tokens)
-            return Lead(lead, "ok", name)
+        sentences, prompted = body_sentences(text, headline)
+        words = sum(len(s.split()) for s in sentences)
+        if words < MIN_WORDS or (prompted and words < PAYWALL_TEASER_WORDS):
+            paywalled = paywalled or prompted
+            continue
+        if not is_english(" ".join(sentences)):
+            return Lead("", "not_english", name, headline)
+        if mode == "first_words":
+            lead = first_words(sentences, max_words)
+        else:
+            lead = fit_lead(headline, sentences, template, max_tokens)
+        return Lead(lead, "ok", name, headline)
     if errors:
-        return Lead("", errors[0], "")
-    return Lead("", "no_text", "")
+        return Lead("", errors[0], "", headline)
+    return Lead("", "paywall" if paywalled else "no_text", "", headline)
+
+
+def article_lead(row: dict[str, str], pages_dir: Path, params: LeadsParams) -> Lead:
+    """Read one article's cached page and extract its lead; every failure becomes a status."""
+    headline = row["article_title"]
+    path = pages_dir / f"{row['article_id']}.html"
+    if not path.is_file():
+        return Lead("", "no_page" if row["article_url"].strip() else "no_url", "", headline)
+    try:
+        if path.stat().st_size > params.max_page_bytes:
+            return Lead("", "too_large", "", headline)
+        html, status = decode_page(path.read_bytes())
+    except OSError as err:
+        return Lead("", _reason("read", err), "", headline)
+    if status != "ok":
+        return Lead("", status, "", headline)
+    return extract_lead(
+        html,
+        row["article_url"],
+        params.mode,
+        params.max_words,
+        headline=headline,
+        extractor=params.extractor,
+        max_tokens=params.max_tokens,
+        template=params.template,
+    )
+
+
+# --- downloading into the cache -------------------------------------------------------------------
+
+_RETRY_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+class _Retry(Exception):
+    """A failure worth another try (timeout, connection error, 429, 5xx)."""
+
+
+def _fetch_once(session: object, url: str, params: LeadsParams) -> tuple[str, bytes]:
+    """``("downloaded", body)`` or ``(status, b"")``; raises _Retry for transient failures."""
+    import requests
+
+    try:
+        with session.get(  # type: ignore[attr-defined]
+            url, timeout=params.timeout_s, stream=True, allow_redirects=True
+        ) as resp:
+            if resp.status_code in _RETRY_HTTP:
+                raise _Retry(f"http {resp.status_code}")
+            if resp.status_code >= 400:
+                return f"http {resp.status_code}", b""
+            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if ctype and ctype not in _HTML_TYPES:
+                return f"not_html: {ctype}", b""
+            if int(resp.headers.get("Content-Length") or 0) > params.max_page_bytes:
+                return "too_large", b""
+            body, deadline = bytearray(), time.monotonic() + 4 * params.timeout_s
+            for chunk in resp.iter_content(65536):
+                body += chunk
+                if len(body) > params.max_page_bytes:
+                    return "too_large", b""
+                if time.monotonic() > deadline:  # a trickling server: give up on it
+                    raise _Retry("timeout")
+            return "downloaded", bytes(body)
+    except requests.Timeout:
+        raise _Retry("timeout") from None
+    except requests.TooManyRedirects:
+        return "error: too many redirects", b""
+    except requests.ConnectionError as err:
+        raise _Retry(f"connection error: {type(err).__name__}") from None
+    except requests.RequestException as err:
+        return _reason("download", err), b""
+
+
+def download_pages(
+    rows: Sequence[dict[str, str]], pages_dir: Path, params: LeadsParams
+) -> list[str]:
+    """Fill ``pages_dir`` from each row's ``article_url``; one status per row.
+
+    Pages already cached are kept ("cached"). Statuses: cached, downloaded, no_url, bad_url,
+    "http NNN", "not_html: TYPE", too_large, timeout, "connection error: ...", "error: ...".
+    """
+    import requests
+
+    pages_dir.mkdir(parents=True, exist_ok=True)
+    host_slots: defaultdict[str, threading.Semaphore] = defaultdict(
+        lambda: threading.Semaphore(params.per_host)
+    )
+    slots_lock, local = threading.Lock(), threading.local()
+
+    def session() -> requests.Session:
+        if not hasattr(local, "session"):
+            s = requests.Session()
+            s.headers.update(
+                {
+                    "User-Agent": params.user_agent,
+                    "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
+                    "Accept-Language": "en;q=1.0",
+                }
+            )
+            s.max_redirects = 10
+            local.session = s
+        return local.session
+
+    def one(row: dict[str, str]) -> str:
+        path, url = pages_dir / f"{row['article_id']}.html", row["article_url"].strip()
+        if path.is_file():
+            return "cached"
+        if not url:
+            return "no_url"
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return "bad_url"
+        with slots_lock:
+            slot = host_slots[parts.hostname]
+        status = ""
+        for attempt in range(params.retries + 1):
+            if attempt:
+                time.sleep(params.backoff_s * 2 ** (attempt - 1))
+            with slot:
+                try:
+                    status, body = _fetch_once(session(), url, params)
+                except _Retry as err:
+                    status = str(err)
+                    continue
+            if status == "downloaded":
+                with atomic_path(path) as tmp:
+                    Path(tmp).write_bytes(body)
+            return status
+        return status
+
+    with ThreadPoolExecutor(params.workers) as pool:
+        statuses = list(
+            tqdm(pool.map(one, rows), total=len(rows), desc="download", unit="page", disable=None)
+        )
+    counts = Counter(s.split(":")[0] for s in statuses)
+    log.info("download: %s", ", ".join(f"{k} {v}" for k, v in counts.most_common()))
+    return statuses
 
 
 # --- the stage ------------------------------------------------------------------------------------
 
 
-def _read_articles(articles: Path, html: Path) -> list[dict[str, str]]:
+def _read_articles(articles: Path) -> list[dict[str, str]]:
     """CSV rows, checked before any work: ids must be unique, usable file names."""
     if not articles.is_file():
         raise InputError(f"articles CSV {articles} does not exist")
-    if not html.is_dir():
-        raise InputError(f"html folder {html} does not exist or is not a folder")
     try:
         rows = read_newsimages_csv(articles)
     except (UnicodeDecodeError, OSError) as err:
@@ -364,7 +693,7 @@ def _summary(statuses: Sequence[str], extractors: Sequence[str]) -> dict[str, in
     log.info(
         "leads: %d articles: %s; text from %s",
         len(statuses),
-        ", ".join(f"{k} {v}" for k, v in summary.items()),
+        ", ".join(f"{k} {v}" for k, v in summary.items() if v or k == "ok"),
         ", ".join(f"{k} {v}" for k, v in sorted(by_extractor.items())) or "none",
     )
     errors = Counter(s for s in statuses if s.startswith("error"))
@@ -373,28 +702,52 @@ def _summary(statuses: Sequence[str], extractors: Sequence[str]) -> dict[str, in
     return summary
 
 
-def run(params: LeadsParams, articles: Path, html: Path, out: Path) -> dict[str, int]:
-    """Write ``out`` (Parquet, one row per CSV row, CSV order); return counts by status."""
-    rows = _read_articles(articles, html)
+def run(params: LeadsParams, articles: Path, pages_dir: Path, out: Path) -> dict[str, int]:
+    """Write ``out`` (Parquet, one row per CSV row, CSV order); return counts by status.
+
+    ``pages_dir`` is the page cache (dvc.yaml passes ``leads.pages_dir``); with
+    ``params.download`` it is filled from the articles' URLs first.
+
+    Raises TooManyFailuresError, after writing ``out``, when the share of articles without a
+    lead is above ``params.max_failure_rate``.
+    """
+    rows = _read_articles(articles)
+    if params.download:
+        downloads = download_pages(rows, pages_dir, params)
+    else:
+        if not pages_dir.is_dir():
+            raise InputError(f"page cache (leads.pages_dir) {pages_dir} is not a folder")
+        downloads = [""] * len(rows)
     leads = [
-        article_lead(row, html, params)
+        article_lead(row, pages_dir, params)
         for row in tqdm(rows, desc="leads", unit="article", disable=None)
     ]
     headline_leads = [
-        join_headline(row["article_title"], params.separator, lead.lead)
+        render(params.template, row["article_title"], lead.text)
         for row, lead in zip(rows, leads, strict=True)
     ]
+    lead_tokens = count_tokens([lead.text for lead in leads])
     columns = {
         "article_id": [r["article_id"] for r in rows],
         "article_url": [r["article_url"] for r in rows],
         "headline": [r["article_title"] for r in rows],
         "tags": [r["article_tags"] for r in rows],
         "image_id": [r["image_id"] for r in rows],
-        "lead": [lead.lead for lead in leads],
+        "lead": [lead.text for lead in leads],
+        "lead_words": [lead.words for lead in leads],
+        "lead_tokens": [n if lead.text else 0 for n, lead in zip(lead_tokens, leads, strict=True)],
         "headline_lead": headline_leads,
-        "tokens": count_tokens(headline_leads),
+        "headline_lead_tokens": count_tokens(headline_leads),
         "status": [lead.status for lead in leads],
         "extractor": [lead.extractor for lead in leads],
+        "download": downloads,
     }
     _write_atomic(pa.table(columns, schema=SCHEMA), out)
-    return _summary(columns["status"], columns["extractor"])
+    summary = _summary(columns["status"], columns["extractor"])
+    failed = len(rows) - summary["ok"]
+    if rows and failed / len(rows) > params.max_failure_rate:
+        raise TooManyFailuresError(
+            f"{failed} of {len(rows)} articles have no lead ({failed / len(rows):.1%}), above "
+            f"leads.max_failure_rate = {params.max_failure_rate}; {out} was written"
+        )
+    return summary

@@ -1,20 +1,25 @@
-"""The leads stage on realistic saved pages, with the real newspaper4k and trafilatura."""
+"""The leads stage on realistic saved pages, with the real newspaper4k and trafilatura, and its
+downloads from a local HTTP server."""
 
 from __future__ import annotations
 
 import csv
+import http.server
 import importlib.util
 import logging
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow.parquet as pq
 import pytest
 
-from newsimg import leads
-from newsimg.clip import count_tokens
-from newsimg.errors import InputError
-from newsimg.params import LeadsParams
+from newsimg import cli, leads
+from newsimg.clip import clean_text, count_tokens
+from newsimg.errors import InputError, ParamsError, TooManyFailuresError
+from newsimg.params import LeadsParams, parse_section
 from newsimg.sources import NEWSIMAGES_COLUMNS
 
 HEADLINE = "City council approves new bridge over the Elm River"
@@ -42,7 +47,29 @@ CAPTION = "The old bridge at dusk on Tuesday."
 CREDIT = "Photo: John Smith/Reuters"
 RELATED = ["Mayor unveils budget plan for schools", "River flooding closes downtown streets"]
 # Text that must never reach a lead: page furniture around the article.
-FURNITURE = ["Jane Doe", CAPTION, "John Smith", "Reuters", *RELATED, "Subscribe", "Copyright"]
+COOKIES = (
+    "We use cookies to personalise content and ads and to analyse our traffic. By continuing to "
+    "browse you agree to our use of cookies."
+)
+NEWSLETTER = (
+    "Sign up for our morning newsletter and get the day's top stories delivered to your inbox."
+)
+FURNITURE = [
+    "Jane Doe",
+    CAPTION,
+    "John Smith",
+    "Reuters",
+    *RELATED,
+    "Subscribe",
+    "Copyright",
+    "cookies",
+    "newsletter",
+    "Advertisement",
+    "Evan Vucci",
+    "Getty",
+    "Share",
+    "trackPageview",
+]
 
 
 def _ps(paragraphs: list[str]) -> str:
@@ -54,14 +81,20 @@ def ledger(h: str, ps: list[str]) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{h} | The Daily Ledger</title>
 <meta property="og:title" content="{h}"></head><body>
+<div id="cookie-banner"><p>{COOKIES}</p><button>Accept all</button></div>
+<script>window.dataLayer = []; analytics.trackPageview("article");</script>
 <header><nav><a href="/">Home</a> <a href="/politics">Politics</a> <a href="/sports">Sports</a>
 <a href="/subscribe">Subscribe</a></nav></header>
 <main><article>
 <h1>{h}</h1>
+<div class="share"><a href="#">Share on Facebook</a> <a href="#">Share on X</a></div>
 <div class="byline">{BYLINE}</div>
 <time datetime="2025-03-14T09:30:00Z">March 14, 2025</time>
 <figure><img src="/img/bridge.jpg" alt="bridge"><figcaption>{CAPTION} {CREDIT}</figcaption></figure>
-{_ps(ps)}
+{_ps(ps[:2])}
+<div class="ad-slot">Advertisement</div>
+{_ps(ps[2:])}
+<div class="newsletter-box"><p>{NEWSLETTER}</p></div>
 </article>
 <aside class="related"><h2>Related</h2><ul>
 <li><a href="/a">{RELATED[0]}</a></li><li><a href="/b">{RELATED[1]}</a></li></ul></aside>
@@ -87,7 +120,7 @@ March 14, 2025 at 9:30 a.m.</time></span></div></header>
 <div class="entry-content">
 <p>{ps[0]}</p>
 <figure class="wp-block-image"><img src="/wp-content/uploads/bridge.jpg" alt="">
-<figcaption class="wp-element-caption">{CAPTION} <span class="credit">{CREDIT}</span></figcaption>
+<figcaption class="wp-element-caption">{CAPTION} (AP Photo/Evan Vucci)</figcaption>
 </figure>
 <p>{ps[1]}</p>
 <aside class="related-posts"><h3>Related stories</h3><ul>
@@ -136,8 +169,8 @@ def tabloid(h: str, ps: list[str]) -> str:
 <div class="meta"><span class="author">{BYLINE}</span> <span class="date">14 Mar 2025, 9:30</span>
 </div>
 <div class="article-body">
-<div class="image-block"><img src="/p/bridge.jpg"><div class="caption">{CAPTION}</div>
-<div class="credit">{CREDIT}</div></div>
+<div class="image-block"><img src="/p/bridge.jpg"><p>Image copyright Getty Images</p>
+<p>Image caption {CAPTION}</p></div>
 {_ps(ps)}
 </div>
 <aside class="read-more"><h4>READ MORE</h4><ul><li><a href="/a">{RELATED[0]}</a></li>
@@ -187,13 +220,22 @@ def make_input(
     return csv_path, html
 
 
+def lp(html: Path, **params: object) -> LeadsParams:
+    """Params reading pages from ``html``; failures never fail the run unless asked."""
+    return LeadsParams(**{"pages_dir": str(html), "max_failure_rate": 1.0, **params})
+
+
 def run_rows(
     tmp_path: Path, pages: dict[str, str | None], **params: object
 ) -> tuple[list[dict], dict[str, int]]:
     csv_path, html = make_input(tmp_path, pages)
     out = tmp_path / "artifacts" / "articles.parquet"
-    summary = leads.run(LeadsParams(**params), csv_path, html, out)
+    summary = leads.run(lp(html, **params), csv_path, html, out)
     return pq.read_table(out).to_pylist(), summary
+
+
+def only(summary: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in summary.items() if v}
 
 
 def budget_for(text: str) -> int:
@@ -208,7 +250,7 @@ def budget_for(text: str) -> int:
 def test_lead_from_each_template(tmp_path: Path, extractor: str) -> None:
     pages = {str(i): t(HEADLINE, PARAGRAPHS) for i, t in enumerate(TEMPLATES)}
     rows, summary = run_rows(tmp_path, pages, extractor=extractor)
-    assert summary == {"ok": 4, "no_html": 0, "no_text": 0, "error": 0}
+    assert only(summary) == {"ok": 4}
     for row, template in zip(rows, TEMPLATES, strict=True):
         lead = row["lead"]
         assert row["status"] == "ok", template.__name__
@@ -219,7 +261,9 @@ def test_lead_from_each_template(tmp_path: Path, extractor: str) -> None:
         assert lead.endswith(tuple(S)), (template.__name__, lead[-120:])
         assert row["headline"] == HEADLINE
         assert row["headline_lead"] == f"{HEADLINE}: {lead}"
-        assert row["tokens"] == count_tokens([row["headline_lead"]])[0] <= 248
+        assert row["headline_lead_tokens"] == count_tokens([row["headline_lead"]])[0] <= 248
+        assert row["lead_tokens"] == count_tokens([lead])[0]
+        assert row["lead_words"] == len(lead.split())
 
 
 def test_default_budget_takes_the_whole_short_body(tmp_path: Path) -> None:
@@ -235,7 +279,7 @@ def test_small_budget_keeps_exactly_the_sentences_that_fit(
     pages = {"1": template(HEADLINE, PARAGRAPHS)}
     rows, _ = run_rows(tmp_path / "a", pages, max_tokens=two)
     assert rows[0]["lead"] == f"{S[0]} {S[1]}"
-    assert rows[0]["tokens"] == two
+    assert rows[0]["headline_lead_tokens"] == two
     rows, _ = run_rows(tmp_path / "b", pages, max_tokens=two - 1)
     assert rows[0]["lead"] == S[0]  # "Mr." did not end the second sentence early
 
@@ -259,7 +303,7 @@ def test_long_first_sentence_is_cut_on_a_word_boundary(tmp_path: Path) -> None:
     k = len(lead.split())
     assert 0 < k < len(words)
     assert lead == " ".join(words[:k]).rstrip(",")  # whole words, no dangling comma
-    assert rows[0]["tokens"] <= 40
+    assert rows[0]["headline_lead_tokens"] <= 40
     assert budget_for(" ".join(words[: k + 1])) > 40  # the next word would not fit
 
 
@@ -272,23 +316,24 @@ def test_headline_longer_than_budget_gives_empty_lead(tmp_path: Path) -> None:
 # --- statuses -------------------------------------------------------------------------------------
 
 
-def test_missing_html_is_no_html(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_page_is_no_page(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="newsimg.leads"):
         rows, summary = run_rows(tmp_path, {"1": ledger(HEADLINE, PARAGRAPHS), "2": None})
-    assert "2 articles: ok 1, no_html 1, no_text 0, error 0" in caplog.text
+    assert "2 articles: ok 1, no_page 1;" in caplog.text
     row = rows[1]
-    assert (row["status"], row["lead"], row["extractor"]) == ("no_html", "", "")
-    assert row["headline_lead"] == HEADLINE
-    assert row["tokens"] == count_tokens([HEADLINE])[0]
-    assert summary == {"ok": 1, "no_html": 1, "no_text": 0, "error": 0}
+    assert (row["status"], row["lead"], row["extractor"]) == ("no_page", "", "")
+    assert row["headline_lead"] == HEADLINE  # no lead: the approach falls back to the headline
+    assert row["headline_lead_tokens"] == count_tokens([HEADLINE])[0]
+    assert (row["lead_words"], row["lead_tokens"], row["download"]) == (0, 0, "")
+    assert only(summary) == {"ok": 1, "no_page": 1}
 
 
 @pytest.mark.parametrize("extractor", EXTRACTORS)
-def test_paywall_is_no_text(tmp_path: Path, extractor: str) -> None:
+def test_paywall_is_paywall(tmp_path: Path, extractor: str) -> None:
     rows, summary = run_rows(tmp_path, {"1": paywall(HEADLINE, [])}, extractor=extractor)
-    assert (rows[0]["status"], rows[0]["lead"], rows[0]["extractor"]) == ("no_text", "", "")
+    assert (rows[0]["status"], rows[0]["lead"], rows[0]["extractor"]) == ("paywall", "", "")
     assert rows[0]["headline_lead"] == HEADLINE
-    assert summary["no_text"] == 1
+    assert summary["paywall"] == 1
 
 
 def _raise_import_error(html: str, url: str) -> str:
@@ -342,7 +387,7 @@ def test_csv_without_header_keeps_csv_order(tmp_path: Path) -> None:
     pages = {i: t(HEADLINE, PARAGRAPHS) for i, t in zip(ids, TEMPLATES, strict=True)}
     csv_path, html = make_input(tmp_path, pages, header=False)
     out = tmp_path / "articles.parquet"
-    leads.run(LeadsParams(), csv_path, html, out)
+    leads.run(lp(html), csv_path, html, out)
     table = pq.read_table(out)
     assert table.column("article_id").to_pylist() == ids
     assert table.column("status").to_pylist() == ["ok"] * 4
@@ -353,12 +398,15 @@ def test_csv_without_header_keeps_csv_order(tmp_path: Path) -> None:
         "tags",
         "image_id",
         "lead",
+        "lead_words",
+        "lead_tokens",
         "headline_lead",
-        "tokens",
+        "headline_lead_tokens",
         "status",
         "extractor",
+        "download",
     ]
-    assert str(table.schema.field("tokens").type) == "int32"
+    assert str(table.schema.field("lead_tokens").type) == "int32"
     assert str(table.schema.field("article_id").type) == "string"
     assert table.column("article_url").to_pylist()[0] == f"{URL}-8495"
     assert table.column("tags").to_pylist()[0] == TAGS
@@ -371,7 +419,7 @@ def test_output_is_replaced_atomically(tmp_path: Path) -> None:
     out_dir.mkdir()
     out = out_dir / "articles.parquet"
     out.write_bytes(b"an old, broken output")
-    leads.run(LeadsParams(), csv_path, html, out)
+    leads.run(lp(html), csv_path, html, out)
     assert pq.read_table(out).num_rows == 1
     assert [p.name for p in out_dir.iterdir()] == ["articles.parquet"]  # no temporary left
 
@@ -389,7 +437,7 @@ def test_failed_write_leaves_old_output_and_no_temporary(
 
     monkeypatch.setattr(leads.pq, "write_table", disk_full)
     with pytest.raises(OSError, match="No space"):
-        leads.run(LeadsParams(), csv_path, html, out)
+        leads.run(lp(html), csv_path, html, out)
     assert out.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "articles.csv",
@@ -403,16 +451,19 @@ def test_bad_inputs_are_input_errors(tmp_path: Path) -> None:
     html = tmp_path / "html"
     html.mkdir()
     with pytest.raises(InputError, match="does not exist"):
-        leads.run(LeadsParams(), tmp_path / "missing.csv", html, out)
+        leads.run(lp(html), tmp_path / "missing.csv", html, out)
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("id,title\n1,A headline\n")
     with pytest.raises(InputError, match="expected 6"):
-        leads.run(LeadsParams(), wrong, html, out)
+        leads.run(lp(html), wrong, html, out)
     csv_path, html = make_input(tmp_path, {"1": None})
     with open(csv_path, "a", encoding="utf-8") as f:
         f.write(f"1,{URL},{HEADLINE},tags,{IMAGE_ID},https://img.example.com/1.jpg\n")
     with pytest.raises(InputError, match="repeats"):
-        leads.run(LeadsParams(), csv_path, html, out)
+        leads.run(lp(html), csv_path, html, out)
+    csv_path, _ = make_input(tmp_path / "b", {"1": None})
+    with pytest.raises(InputError, match="pages_dir"):
+        leads.run(lp(tmp_path / "nowhere"), csv_path, tmp_path / "nowhere", out)
     assert not out.exists()
 
 
@@ -457,7 +508,345 @@ def test_clean_paragraphs_drops_leaked_furniture() -> None:
     ]
 
 
-def test_join_headline() -> None:
-    assert leads.join_headline("Title", ": ", "Lead.") == "Title: Lead."
-    assert leads.join_headline("Title", ": ", "") == "Title"
-    assert leads.join_headline("", ": ", "Lead.") == "Lead."
+def test_repeated_sentence_is_dropped_as_a_pull_quote() -> None:
+    sentences, prompted = leads.body_sentences(
+        "\n".join([*PARAGRAPHS[:2], S[1], *PARAGRAPHS[2:]]), HEADLINE
+    )
+    assert (sentences, prompted) == (S, False)
+
+
+def test_render() -> None:
+    assert leads.render("{headline}: {lead}", "Title", "Lead.") == "Title: Lead."
+    assert leads.render("{lead} ({headline})", "Title", "Lead.") == "Lead. (Title)"
+    assert leads.render("{headline}: {lead}", "Title", "") == "Title"
+    assert leads.render("{headline}: {lead}", "", "Lead.") == "Lead."
+
+
+# --- modes and templates --------------------------------------------------------------------------
+
+# ~570 words, more than either mode takes; no sentence repeats (a repeat is dropped as a pull quote)
+LONG_SENTENCES = S + [f"In update {k}, {s[0].lower()}{s[1:]}" for k in (2, 3) for s in S]
+LONG = [" ".join(LONG_SENTENCES[i : i + 2]) for i in range(0, len(LONG_SENTENCES), 2)]
+
+
+def real_token_count(text: str) -> int:
+    """Tokens by instant-clip-tokenizer (identical to the original CLIP tokenizer), SOT/EOT in."""
+    tokenizer = pytest.importorskip("instant_clip_tokenizer").Tokenizer()
+    return len(tokenizer.encode(clean_text(text))) + 2
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+@pytest.mark.parametrize("extractor", EXTRACTORS)
+def test_first_words_is_the_papers_rule(tmp_path: Path, template: Template, extractor: str) -> None:
+    pages = {"1": template(HEADLINE, LONG)}
+    rows, _ = run_rows(tmp_path, pages, mode="first_words", extractor=extractor)
+    assert rows[0]["lead"] == " ".join(" ".join(LONG).split()[:100])
+    assert rows[0]["lead_words"] == 100
+    rows, _ = run_rows(tmp_path / "b", pages, mode="first_words", max_words=7)
+    assert rows[0]["lead"] == " ".join(S[0].split()[:7])
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_sentences_fill_the_context_and_end_on_a_boundary(
+    tmp_path: Path, template: Template
+) -> None:
+    pages = {"1": template(HEADLINE, LONG)}
+    for budget in (60, 150, 248):
+        rows, _ = run_rows(tmp_path / str(budget), pages, mode="sentences", max_tokens=budget)
+        row = rows[0]
+        assert real_token_count(row["headline_lead"]) == row["headline_lead_tokens"] <= budget
+        k = next(
+            k for k in range(1, len(LONG_SENTENCES)) if row["lead"] == " ".join(LONG_SENTENCES[:k])
+        )
+        assert row["lead"].endswith((".", '"'))
+        # one more sentence would not fit: the context is filled
+        assert real_token_count(f"{HEADLINE}: {' '.join(LONG_SENTENCES[: k + 1])}") > budget
+
+
+def test_template_shapes_the_approach_text(tmp_path: Path) -> None:
+    pages = {"1": ledger(HEADLINE, PARAGRAPHS), "2": None}
+    rows, _ = run_rows(tmp_path, pages, template="{lead} -- {headline}", max_tokens=80)
+    lead = rows[0]["lead"]
+    assert rows[0]["headline_lead"] == f"{lead} -- {HEADLINE}"
+    assert rows[0]["headline_lead_tokens"] <= 80
+    assert rows[1]["headline_lead"] == HEADLINE
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{"template": "{headline}"}, {"template": "{headline} {lead} {x}"}, {"template": "{lead"}],
+)
+def test_template_is_validated(raw: dict) -> None:
+    with pytest.raises(ParamsError, match=r"leads\.template"):
+        parse_section("leads", raw)
+
+
+def test_params_are_strict() -> None:
+    with pytest.raises(ParamsError, match=r"leads\.mode"):
+        parse_section("leads", {"mode": "paragraphs"})
+    with pytest.raises(ParamsError, match=r"leads\.max_failure_rate"):
+        parse_section("leads", {"max_failure_rate": 1.5})
+    with pytest.raises(ParamsError, match=r"leads\.download"):
+        parse_section("leads", {"download": "yes"})
+    with pytest.raises(ParamsError, match=r"leads\.separator"):
+        parse_section("leads", {"separator": ": "})
+
+
+# --- bad pages in the cache -----------------------------------------------------------------------
+
+SPANISH = [
+    "El ayuntamiento aprobó el jueves la construcción de un nuevo puente sobre el río, "
+    "después de años de debate entre los vecinos y los comerciantes de la zona.",
+    "Según el alcalde, las obras comenzarán en primavera y durarán casi dos años.",
+    "Los opositores dicen que el dinero debería destinarse a reparar las calles y las escuelas.",
+]
+
+
+def test_bad_pages_get_a_status_and_never_stop_the_stage(tmp_path: Path) -> None:
+    pages = {"ok": ledger(HEADLINE, PARAGRAPHS), "empty": "  \n", "es": ledger(HEADLINE, SPANISH)}
+    csv_path, html = make_input(tmp_path, pages)
+    (html / "pdf.html").write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\n")
+    (html / "text.html").write_bytes(b"Just a plain text file, no markup at all.\n" * 20)
+    (html / "huge.html").write_text(ledger(HEADLINE, PARAGRAPHS * 400), encoding="utf-8")
+    (html / "cp1252.html").write_bytes(
+        ledger(HEADLINE, ["Le caf\u00e9 cr\u00e8me was served. " + PARAGRAPHS[0], *PARAGRAPHS[1:]])
+        .replace('charset="utf-8"', 'charset="windows-1252"')
+        .encode("cp1252")
+    )
+    (html / "broken.html").write_bytes(
+        b"<html><body><p>" + b"\xff\xfe\xfa" * 500 + b"</p></body></html>"
+    )
+    # stray bytes that are not UTF-8 in an otherwise good page: decoded, the lead kept
+    (html / "stray.html").write_bytes(
+        ledger(HEADLINE, PARAGRAPHS).encode().replace(b"<h1>", b"<h1>\xff\xfe ")
+    )
+    with open(csv_path, "a", encoding="utf-8") as f:
+        for i in ["pdf", "text", "huge", "cp1252", "broken", "stray"]:
+            f.write(f"{i},{URL}-{i},{HEADLINE},t,{IMAGE_ID},https://img.example.com/{i}.jpg\n")
+        f.write(f"nourl,,{HEADLINE},t,{IMAGE_ID},https://img.example.com/x.jpg\n")
+    out = tmp_path / "articles.parquet"
+    params = lp(html, max_failure_rate=0.1, max_page_bytes=200_000)
+    with pytest.raises(TooManyFailuresError, match="7 of 10 articles have no lead"):
+        leads.run(params, csv_path, html, out)
+    rows = {r["article_id"]: r for r in pq.read_table(out).to_pylist()}  # written all the same
+    assert {i: r["status"] for i, r in rows.items()} == {
+        "ok": "ok",
+        "empty": "empty_page",
+        "es": "not_english",
+        "pdf": "not_html",
+        "text": "not_html",
+        "huge": "too_large",
+        "cp1252": "ok",
+        "broken": "bad_encoding",
+        "stray": "ok",
+        "nourl": "no_url",
+    }
+    assert rows["stray"]["lead"] == " ".join(S)
+    assert "Le café crème was served." in rows["cp1252"]["lead"]
+    assert all(r["headline_lead"] == HEADLINE for r in rows.values() if r["status"] != "ok")
+
+
+def test_failure_rate_at_the_limit_passes(tmp_path: Path) -> None:
+    pages = {"1": ledger(HEADLINE, PARAGRAPHS), "2": None}
+    _, summary = run_rows(tmp_path, pages, max_failure_rate=0.5)
+    assert only(summary) == {"ok": 1, "no_page": 1}
+    with pytest.raises(TooManyFailuresError, match="1 of 2"):
+        run_rows(tmp_path / "b", pages, max_failure_rate=0.49)
+    assert (tmp_path / "b" / "artifacts" / "articles.parquet").is_file()
+
+
+# --- one page: the function and the command -------------------------------------------------------
+
+
+def test_extract_lead_public_function() -> None:
+    result = leads.extract_lead(magazine(HEADLINE, LONG))  # first_words, 100 words by default
+    assert result.status == "ok"
+    assert result.text == " ".join(" ".join(LONG).split()[:100])  # the title is not in it
+    assert result.title == HEADLINE  # found on the page
+    assert leads.extract_lead(paywall(HEADLINE, [])).status == "paywall"
+    assert leads.extract_lead("<html><body></body></html>").status == "no_text"
+    short = leads.extract_lead(ledger(HEADLINE, LONG), URL, mode="sentences", max_tokens=60)
+    assert short.text == " ".join(S[:2])
+    assert count_tokens([f"{HEADLINE}: {short.text}"])[0] <= 60
+
+
+def test_lead_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "setup_logging", lambda: None)  # keep pytest's log handlers
+    page = tmp_path / "page.html"
+    page.write_text(wordpress(HEADLINE, LONG), encoding="utf-8")
+    assert cli.main(["lead", str(page), "--url", URL, "--mode", "first_words"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == " ".join(" ".join(LONG).split()[:100])
+    assert "status: ok" in err
+    page.write_text(paywall(HEADLINE, []), encoding="utf-8")
+    assert cli.main(["lead", str(page)]) == 1
+    out, err = capsys.readouterr()
+    assert (out, "status: paywall" in err) == ("", True)
+
+
+# --- downloading into the cache -------------------------------------------------------------------
+
+SERVED = {
+    "/news/ledger": ledger(HEADLINE, PARAGRAPHS),
+    "/news/moved-final": magazine(HEADLINE, PARAGRAPHS),
+    "/news/paywalled": paywall(HEADLINE, []),
+    "/news/flaky": tabloid(HEADLINE, PARAGRAPHS),
+    "/news/huge": ledger(HEADLINE, PARAGRAPHS * 400),
+}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    lock = threading.Lock()
+    in_flight = peak = 0
+    flaky_calls = 0
+    agents: ClassVar[list[str]] = []
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        with cls.lock:
+            cls.in_flight += 1
+            cls.peak = max(cls.peak, cls.in_flight)
+            cls.agents.append(self.headers.get("User-Agent", ""))
+        try:
+            time.sleep(0.05)  # so that concurrent requests overlap
+            self._answer()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (the slow page)
+        finally:
+            with cls.lock:
+                cls.in_flight -= 1
+
+    def _send(self, code: int, ctype: str, body: bytes, headers: dict | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _answer(self) -> None:
+        path = self.path
+        if path == "/news/moved":
+            self._send(301, "text/html", b"", {"Location": "/news/moved-final"})
+        elif path == "/news/slow":
+            time.sleep(1.5)
+            self._send(200, "text/html", SERVED["/news/ledger"].encode())
+        elif path == "/news/report.pdf":
+            self._send(200, "application/pdf", b"%PDF-1.7\n" + b"0" * 1000)
+        elif path == "/news/flaky" and type(self).flaky_calls < 1:
+            type(self).flaky_calls += 1
+            self._send(503, "text/html", b"busy")
+        elif path in SERVED:
+            self._send(200, "text/html; charset=utf-8", SERVED[path].encode())
+        else:
+            self._send(404, "text/html", b"<html><body><p>Not found</p></body></html>")
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    Handler.in_flight = Handler.peak = Handler.flaky_calls = 0
+    Handler.agents = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_fills_the_cache_politely(tmp_path: Path, server: str) -> None:
+    urls = {
+        "ledger": "/news/ledger",
+        "moved": "/news/moved",
+        "paywalled": "/news/paywalled",
+        "flaky": "/news/flaky",
+        "gone": "/news/gone",
+        "slow": "/news/slow",
+        "pdf": "/news/report.pdf",
+        "huge": "/news/huge",
+        "nourl": None,
+    }
+    csv_path = tmp_path / "articles.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        for i, path in urls.items():
+            w.writerow([i, server + path if path else "", HEADLINE, TAGS, IMAGE_ID, "x"])
+    cache, out = tmp_path / "cache", tmp_path / "articles.parquet"
+    params = lp(
+        cache,
+        download=True,
+        timeout_s=0.5,
+        retries=1,
+        backoff_s=0.05,
+        per_host=2,
+        workers=8,
+        max_page_bytes=200_000,
+        max_failure_rate=0.5,
+    )
+    with pytest.raises(TooManyFailuresError, match="6 of 9"):
+        leads.run(params, csv_path, cache, out)
+    rows = {r["article_id"]: r for r in pq.read_table(out).to_pylist()}
+    assert {i: (r["download"], r["status"]) for i, r in rows.items()} == {
+        "ledger": ("downloaded", "ok"),
+        "moved": ("downloaded", "ok"),  # the redirect was followed
+        "paywalled": ("downloaded", "paywall"),
+        "flaky": ("downloaded", "ok"),  # a 503, then a retry
+        "gone": ("http 404", "no_page"),
+        "slow": ("timeout", "no_page"),
+        "pdf": ("not_html: application/pdf", "no_page"),
+        "huge": ("too_large", "no_page"),
+        "nourl": ("no_url", "no_url"),
+    }
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "flaky.html",
+        "ledger.html",
+        "moved.html",
+        "paywalled.html",
+    ]
+    for i in ("ledger", "moved", "flaky"):
+        lead = rows[i]["lead"]
+        assert lead == " ".join(S), i
+        assert not any(text in lead for text in FURNITURE)
+    assert Handler.peak <= 2  # at most per_host requests in flight to one host
+    assert all(a.startswith("Mozilla/5.0") and "newsimg" in a for a in Handler.agents)
+    # Extraction reads only the cache: a re-run without the server gives the same leads.
+    requests_before = len(Handler.agents)
+    params2 = lp(
+        cache, download=True, max_failure_rate=1.0, timeout_s=0.5, retries=0, max_page_bytes=200_000
+    )
+    leads.run(params2, csv_path, cache, tmp_path / "again.parquet")
+    again = {r["article_id"]: r for r in pq.read_table(tmp_path / "again.parquet").to_pylist()}
+    assert again["ledger"]["download"] == "cached"
+    assert all(again[i]["lead"] == rows[i]["lead"] for i in rows)
+    cached = sum(r["download"] == "cached" for r in again.values())
+    assert len(Handler.agents) - requests_before == len(rows) - cached - 1  # no_url asks nothing
+
+
+# --- the stage script -----------------------------------------------------------------------------
+
+
+def test_stage_script_writes_output_and_fails_above_the_rate(tmp_path: Path) -> None:
+    import yaml
+
+    from tests.conftest import load_stage
+
+    csv_path, html = make_input(tmp_path, {"1": ledger(HEADLINE, PARAGRAPHS), "2": None})
+    params = tmp_path / "params.yaml"
+    out = tmp_path / "articles.parquet"
+    argv = ["--params", str(params), "--articles", str(csv_path), "--html", str(html)]
+    params.write_text(yaml.safe_dump({"leads": {"max_failure_rate": 0.5}}))
+    assert load_stage("leads").main([*argv, "--out", str(out)]) == 0
+    assert pq.read_table(out).column("status").to_pylist() == ["ok", "no_page"]
+    params.write_text(yaml.safe_dump({"leads": {"max_failure_rate": 0.1}}))
+    assert load_stage("leads").main([*argv, "--out", str(tmp_path / "b.parquet")]) == 1
+    assert (tmp_path / "b.parquet").is_file()  # written before failing
+    params.write_text(yaml.safe_dump({"leads": {"template": "{headline}"}}))
+    assert load_stage("leads").main([*argv, "--out", str(tmp_path / "c.parquet")]) == 2
+    assert not (tmp_path / "c.parquet").exists()
