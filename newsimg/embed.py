@@ -103,7 +103,7 @@ def n24news_units(root: Path, chunk: int = N24NEWS_CHUNK) -> list[Unit]:
 
 
 class UnitDataset(Dataset):
-    """Rows of all pending units in order; yields (pixels, global row, ok)."""
+    """Rows of all pending units in order; yields (pixels, global row, why it was skipped or "")."""
 
     def __init__(self, units: Sequence[Unit], image_size: int) -> None:
         self.units = list(units)
@@ -117,14 +117,14 @@ class UnitDataset(Dataset):
         u = int(np.searchsorted(self.starts, index, side="right") - 1)
         return u, index - int(self.starts[u])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, bool]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, str]:
         u, row = self.locate(index)
         try:
             pixels = decode_and_preprocess(self.units[u].read(row), self.image_size, fast=True)
-            return torch.from_numpy(pixels), index, True
-        except (OSError, ValueError) as err:  # unreadable image: recorded by the writer
-            log.warning("unit %s row %d: %s", self.units[u].name, row, err)
-            return torch.zeros(3, self.image_size, self.image_size), index, False
+            return torch.from_numpy(pixels), index, ""
+        except (OSError, ValueError) as err:  # unreadable image: the writer records it
+            reason = f"{type(err).__name__}: {err}"
+            return torch.zeros(3, self.image_size, self.image_size), index, reason
 
 
 class ImageEncoder(pl.LightningModule):
@@ -134,12 +134,12 @@ class ImageEncoder(pl.LightningModule):
         super().__init__()
         self.clip_model = clip.model
 
-    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int):
-        pixels, index, ok = batch
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor, list[str]], batch_idx: int):
+        pixels, index, skipped = batch
         pixels = pixels.to(self.device, self.clip_model.dtype)
         feats = self.clip_model.get_image_features(pixel_values=pixels).pooler_output
         feats = torch.nn.functional.normalize(feats.float(), dim=-1)
-        return feats.half().cpu(), index.cpu(), ok.cpu()
+        return feats.half().cpu(), index.cpu(), skipped
 
 
 class UnitWriter(BasePredictionWriter):
@@ -148,38 +148,38 @@ class UnitWriter(BasePredictionWriter):
     def __init__(self, dataset: UnitDataset, out: Path, dim: int) -> None:
         super().__init__(write_interval="batch")
         self.dataset, self.out, self.dim = dataset, out, dim
-        self.buffers: dict[int, tuple[np.ndarray, np.ndarray, list[int]]] = {}
+        self.buffers: dict[int, tuple[np.ndarray, list[str], list[int]]] = {}
 
     def write_on_batch_end(self, trainer, pl_module, prediction, *args, **kwargs) -> None:
-        feats, index, ok = prediction
-        for f, i, good in zip(feats.numpy(), index.tolist(), ok.tolist(), strict=True):
+        feats, index, skipped = prediction
+        for f, i, reason in zip(feats.numpy(), index.tolist(), skipped, strict=True):
             u, row = self.dataset.locate(i)
             n = len(self.dataset.units[u])
-            emb, valid, filled = self.buffers.setdefault(
-                u, (np.zeros((n, self.dim), np.float16), np.zeros(n, bool), [0])
+            emb, reasons, filled = self.buffers.setdefault(
+                u, (np.zeros((n, self.dim), np.float16), [""] * n, [0])
             )
-            emb[row], valid[row] = f, good
+            emb[row], reasons[row] = f, reason
             filled[0] += 1
             if filled[0] == n:
-                write_unit(self.out, self.dataset.units[u], emb, valid)
+                write_unit(self.out, self.dataset.units[u], emb, reasons)
                 del self.buffers[u]
 
 
-def write_unit(out: Path, unit: Unit, emb: np.ndarray, valid: np.ndarray) -> None:
-    """Commit one unit: keys parquet, then the .npy (the completion marker), both atomic."""
-    keys = pa.table(
-        {
-            "key": [k for k, v in zip(unit.keys, valid, strict=True) if v],
-            "source": [s for s, v in zip(unit.sources, valid, strict=True) if v],
-        }
-    )
-    skipped = [k for k, v in zip(unit.keys, valid, strict=True) if not v]
-    if skipped:
-        log.warning("%s: skipped %d unreadable images: %s", unit.name, len(skipped), skipped[:5])
+def write_unit(out: Path, unit: Unit, emb: np.ndarray, reasons: Sequence[str]) -> None:
+    """Commit one unit: its skipped images (if any), its keys, then the .npy, which marks the
+    unit done. Each file is atomic."""
+    ok = np.array([not r for r in reasons], dtype=bool)
+    keys = pa.table({"key": unit.keys, "source": unit.sources}).filter(pa.array(ok))
+    if not ok.all():
+        skipped = pa.table({"key": unit.keys, "source": unit.sources, "reason": list(reasons)})
+        skipped = skipped.filter(pa.array(~ok))
+        log.warning("%s: skipped %d unreadable images", unit.name, skipped.num_rows)
+        with atomic_path(out / f"{unit.name}.skipped.parquet") as tmp:
+            pq.write_table(skipped, tmp)
     with atomic_path(out / f"{unit.name}.keys.parquet") as tmp:
         pq.write_table(keys, tmp)
     with atomic_path(out / f"{unit.name}.npy") as tmp, open(tmp, "wb") as f:
-        np.save(f, emb[valid])  # a file object: np.save would add ".npy" to a bare name
+        np.save(f, emb[ok])  # a file object: np.save would add ".npy" to a bare name
 
 
 def done_units(out: Path) -> set[str]:
