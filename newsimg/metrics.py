@@ -1,10 +1,21 @@
-"""Automatic scores of retrieval results: recall@k and MRR of each article's original image."""
+"""Automatic scores of retrieval results, the alignment protocol, and human ratings.
+
+- Retrieval: R@k, MRR@k and the median rank of each article's original image (the pool holds
+  the originals), per approach, per MediaEval 2025 id set (SMALL, LARGE) where the data has
+  them, and per news section predicted by the LAM's category head.
+- Alignment (the web-scale summarisation seed): each article's original as the positive and
+  ``retrieve.negatives`` random pool images as negatives, scored by cosine similarity:
+  ROC-AUC, F1 at the best threshold and the accuracy at that threshold.
+- Human ratings (optional CSV: article_id, approach, rater, rating 1-5): mean and seeded 95%
+  bootstrap interval per approach, for SMALL, LARGE and all rated articles (Table 1's layout).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -12,9 +23,29 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from newsimg import atomic
+from newsimg.errors import InputError
 from newsimg.params import ScoreParams
 
 log = logging.getLogger(__name__)
+
+# MediaEval 2025 NewsImages id sets (shared/REFERENCE.md): SMALL is 30 ids, LARGE all 8,500.
+SMALL_IDS = frozenset(
+    str(i)
+    for i in (
+        76, 238, 346, 493, 865, 1004, 1336, 1817, 2307, 2362, 2384, 2482, 2509, 2563, 2715,
+        2844, 4409, 4609, 5291, 5796, 5800, 5923, 6074, 6172, 6469, 7304, 7374, 8192, 8399, 8495,
+    )
+)  # fmt: skip
+LARGE_SIZE = 8500
+BASELINE = "original"  # the ratings' approach name of the articles' own images
+# The seed's figures, logged beside ours: ROC-AUC, F1, accuracy at 20:1 negatives.
+SEED_ALIGNMENT = {"roc_auc": 0.927, "f1": 0.650, "accuracy": 0.9699}
+
+
+def id_sets(article_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The articles of each MediaEval 2025 set, in the given order (a set may be empty)."""
+    large = [a for a in article_ids if a.isdigit() and 1 <= int(a) <= LARGE_SIZE]
+    return {"SMALL": [a for a in large if a in SMALL_IDS], "LARGE": large}
 
 
 def original_ranks(results: Path, truth: Mapping[str, str]) -> np.ndarray:
@@ -33,18 +64,183 @@ def original_ranks(results: Path, truth: Mapping[str, str]) -> np.ndarray:
 
 
 def recall_at(ranks: np.ndarray, k: int) -> float:
-    return float(np.mean((ranks > 0) & (ranks <= k)))
+    """Share of articles whose original is within the top ``k`` (rank 0: not retrieved)."""
+    ranks = np.asarray(ranks)
+    return float(np.mean((ranks > 0) & (ranks <= k))) if ranks.size else 0.0
 
 
 def mrr_at(ranks: np.ndarray, k: int) -> float:
+    """Mean of 1/rank, an original beyond ``k`` (or not retrieved) counting 0."""
+    ranks = np.asarray(ranks)
+    if not ranks.size:
+        return 0.0
     hit = (ranks > 0) & (ranks <= k)
     return float(np.mean(np.where(hit, 1.0 / np.maximum(ranks, 1), 0.0)))
+
+
+def median_rank(ranks: np.ndarray, k: int) -> float:
+    """Median rank of the original; one not within the top ``k`` counts as ``k + 1``."""
+    ranks = np.asarray(ranks)
+    if not ranks.size:
+        return float(k + 1)
+    return float(np.median(np.where((ranks > 0) & (ranks <= k), ranks, k + 1)))
 
 
 def score(ranks: np.ndarray, params: ScoreParams) -> dict[str, float]:
     out = {f"R@{k}": recall_at(ranks, k) for k in params.ks}
     out[f"MRR@{params.mrr_at}"] = mrr_at(ranks, params.mrr_at)
+    out["median_rank"] = median_rank(ranks, params.mrr_at)
     return out
+
+
+def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties counting half (Mann-Whitney U / (n_p n_n))."""
+    pos, neg = np.asarray(positive, float), np.asarray(negative, float)
+    if not pos.size or not neg.size:
+        return float("nan")
+    allv = np.concatenate([pos, neg])
+    order = np.argsort(allv, kind="mergesort")
+    ranks = np.empty(allv.size)
+    sorted_v = allv[order]
+    # average ranks of ties
+    _, start, counts = np.unique(sorted_v, return_index=True, return_counts=True)
+    avg = start + (counts + 1) / 2.0
+    ranks[order] = np.repeat(avg, counts)
+    u = ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2.0
+    return float(u / (pos.size * neg.size))
+
+
+def best_f1(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """F1 at the threshold that maximises it (predict positive when score >= threshold), with
+    the accuracy at that threshold."""
+    scores, labels = np.asarray(scores, float), np.asarray(labels, bool)
+    n_pos = int(labels.sum())
+    if not n_pos or n_pos == labels.size:
+        return {"f1": float("nan"), "accuracy": float("nan"), "threshold": float("nan")}
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], labels[order]
+    tp = np.cumsum(y)
+    fp = np.cumsum(~y)
+    # only cut after the last of equal scores: a threshold cannot split ties
+    last = np.r_[s[1:] != s[:-1], True]
+    tp, fp, cut = tp[last], fp[last], s[last]
+    f1 = 2 * tp / (n_pos + tp + fp)
+    i = int(np.argmax(f1))
+    tn = (labels.size - n_pos) - fp[i]
+    return {
+        "f1": float(f1[i]),
+        "accuracy": float((tp[i] + tn) / labels.size),
+        "threshold": float(cut[i]),
+    }
+
+
+def alignment(positive: np.ndarray, negatives: np.ndarray) -> dict[str, float]:
+    """The seed's protocol over (original, negatives) pairs: ROC-AUC, best F1, its accuracy."""
+    pos = np.asarray(positive, float)
+    neg = np.asarray(negatives, float).reshape(-1)
+    scores = np.concatenate([pos, neg])
+    labels = np.r_[np.ones(pos.size, bool), np.zeros(neg.size, bool)]
+    return {
+        "roc_auc": roc_auc(pos, neg),
+        **best_f1(scores, labels),
+        "positives": int(pos.size),
+        "negatives": int(neg.size),
+    }
+
+
+def read_per_article(path: Path) -> dict[str, dict]:
+    """article_id -> row of a retrieve stage's per-article table."""
+    return {r["article_id"]: r for r in pq.read_table(path).to_pylist()}
+
+
+def alignment_of(rows: Mapping[str, dict], articles: Sequence[str]) -> dict[str, float]:
+    """:func:`alignment` over the articles whose original is in the pool."""
+    pos, neg = [], []
+    for a in articles:
+        r = rows.get(a)
+        if r is None or r["original_score"] is None:
+            continue
+        pos.append(r["original_score"])
+        neg.extend(r["negative_scores"])
+    return alignment(np.array(pos), np.array(neg))
+
+
+def bootstrap_mean(
+    values: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
+    """Mean and the percentile bootstrap interval of the mean, seeded."""
+    x = np.asarray(values, float)
+    if not x.size:
+        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n, x.size))].mean(axis=1)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(means, [a, 1 - a])
+    mean = float(x.mean())
+    return {"mean": mean, "lo": float(min(lo, mean)), "hi": float(max(hi, mean)), "n": int(x.size)}
+
+
+def read_ratings(path: Path) -> list[dict]:
+    """Rows of a ratings CSV (header article_id, approach, rater, rating; rating 1..5)."""
+    if not path.is_file():
+        raise InputError(f"ratings file {path} does not exist")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        need = {"article_id", "approach", "rater", "rating"}
+        if not need <= set(reader.fieldnames or ()):
+            raise InputError(f"{path}: expected columns {sorted(need)}, got {reader.fieldnames}")
+        rows = []
+        for line, r in enumerate(reader, start=2):
+            try:
+                rating = float(r["rating"])
+            except ValueError:
+                raise InputError(f"{path}:{line}: rating {r['rating']!r} is not a number") from None
+            if not 1 <= rating <= 5:
+                raise InputError(f"{path}:{line}: rating {rating} is not within 1-5")
+            rows.append({**r, "article_id": r["article_id"].strip(), "rating": rating})
+    return rows
+
+
+def human_table(ratings: Sequence[dict], n_boot: int, seed: int) -> dict[str, dict]:
+    """approach -> {SMALL, LARGE, overall} -> mean/lo/hi/n, articles as the resampled unit
+    (each article's mean over its raters). Sets with no ratings are left out."""
+    per: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in ratings:
+        per[r["approach"]][r["article_id"]].append(r["rating"])
+    out: dict[str, dict] = {}
+    for approach in sorted(per, key=lambda a: (a != BASELINE, a)):
+        means = {a: float(np.mean(v)) for a, v in per[approach].items()}
+        sets = {**id_sets(list(means)), "overall": list(means)}
+        out[approach] = {
+            name: bootstrap_mean([means[a] for a in ids], n_boot, seed)
+            for name, ids in sets.items()
+            if ids
+        }
+    return out
+
+
+def human_markdown(table: Mapping[str, dict]) -> str:
+    """Table 1's layout: one row per approach (the originals first), SMALL, LARGE, overall."""
+    cols = ["SMALL", "LARGE", "overall"]
+    lines = ["| approach | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for approach, sets in table.items():
+        cells = []
+        for c in cols:
+            s = sets.get(c)
+            cell = f"{s['mean']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}] (n={s['n']})" if s else "-"
+            cells.append(cell)
+        name = f"{approach} (baseline)" if approach == BASELINE else approach
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _finite(d):
+    """NaN -> None, recursively (JSON has no NaN; DVC skips nulls)."""
+    if isinstance(d, dict):
+        return {k: _finite(v) for k, v in d.items()}
+    if isinstance(d, float) and not np.isfinite(d):
+        return None
+    return d
 
 
 def run(
@@ -54,24 +250,92 @@ def run(
     index_keys: Path,
     out: Path,
     plots: Path,
+    per_article: Path | None = None,
 ) -> dict:
     """Score every results file (named by approach: ``results/headline.parquet``).
 
-    Writes ``out`` (metrics JSON, one object per approach, plus the pool size and the chance
-    level of each R@k) and ``plots/recall_at_k.csv`` (k, one recall column per approach).
+    ``per_article`` is the folder of the retrieve stage's per-article tables (same names). Writes
+    ``out`` (metrics JSON: one object per approach, the pool, the chance levels and the id sets'
+    sizes, and ``human`` when ratings are given) and in ``plots``: ``recall_at_k.csv`` (k, one
+    recall column per approach) and ``category.csv`` (per predicted section and approach).
     """
     table = pq.read_table(articles, columns=["article_id", "image_id"]).to_pydict()
     truth = dict(zip(table["article_id"], table["image_id"], strict=True))
+    ids = list(truth)
     pool = pq.read_metadata(index_keys).num_rows
     ranks = {path.stem: original_ranks(path, truth) for path in sorted(results)}
-    metrics: dict = {name: score(r, params) for name, r in ranks.items()}
+    extra = {}
+    if per_article is not None:
+        extra = {
+            name: read_per_article(per_article / f"{name}.parquet")
+            for name in ranks
+            if (per_article / f"{name}.parquet").is_file()
+        }
+    sets = id_sets(ids)
+    position = {a: i for i, a in enumerate(ids)}
+    metrics: dict = {}
+    for name, r in ranks.items():
+        m = score(r, params)
+        for set_name, members in sets.items():
+            if members:
+                m[set_name] = score(r[[position[a] for a in members]], params)
+        if name in extra:
+            m["align"] = alignment_of(extra[name], ids)
+        metrics[name] = m
+
+    # per predicted category: the LAM's head (prefer the approach named lam)
+    with_cat = [n for n in extra if any(r["category"] for r in extra[n].values())]
+    cat_source = "lam" if "lam" in with_cat else (with_cat[0] if with_cat else None)
+    cat_rows = []
+    if cat_source is not None:
+        cats = [extra[cat_source].get(a, {}).get("category") for a in ids]
+        counts: dict[str, int] = defaultdict(int)
+        for c in cats:
+            if c:
+                counts[c] += 1
+        k, mk = params.category_k, params.mrr_at
+        for name, r in ranks.items():
+            per_cat = {}
+            for c in sorted(counts):
+                sel = np.array([x == c for x in cats])
+                rc = r[sel]
+                per_cat[c] = {f"R@{k}": recall_at(rc, k), f"MRR@{mk}": mrr_at(rc, mk)}
+                cat_rows.append(
+                    [c, name, f"{c} / {name}", counts[c], round(per_cat[c][f"R@{k}"], 6),
+                     round(per_cat[c][f"MRR@{mk}"], 6)]
+                )  # fmt: skip
+            metrics[name]["category"] = per_cat
+        metrics["categories"] = dict(sorted(counts.items()))
+    else:
+        log.info("no predicted categories (no LAM per-article table): per-category skipped")
+
     metrics["pool"] = {"images": pool, "articles": len(truth)}
-    metrics["chance"] = {f"R@{k}": min(k / pool, 1.0) for k in params.ks}
-    atomic.write_text(out, json.dumps(metrics, indent=2) + "\n")
+    metrics["sets"] = {name: len(members) for name, members in sets.items()}
+    for name, members in sets.items():
+        if not members:
+            log.info("no article of the MediaEval %s set in the data: %s skipped", name, name)
+    chance = {f"R@{k}": min(k / pool, 1.0) for k in params.ks}
+    n_neg = next((len(r["negative_scores"]) for rows in extra.values() for r in rows.values()), 0)
+    if n_neg:
+        chance["align_accuracy"] = n_neg / (n_neg + 1)  # always "not aligned"
+        chance["roc_auc"] = 0.5
+    metrics["chance"] = chance
+
+    if params.ratings is not None:
+        human = human_table(read_ratings(Path(params.ratings)), params.bootstrap, params.seed)
+        metrics["human"] = human
+        atomic.write_text(plots / "human_ratings.md", human_markdown(human))
+
+    atomic.write_text(out, json.dumps(_finite(metrics), indent=2) + "\n")
     ks = range(1, max(params.ks) + 1)
     rows = [[k, *(round(recall_at(r, k), 6) for r in ranks.values())] for k in ks]
     with atomic.atomic_path(plots / "recall_at_k.csv") as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f).writerows([["k", *ranks], *rows])
-    for name, m in metrics.items():
-        log.info("%s: %s", name, m)
+    k, mk = params.category_k, params.mrr_at
+    header = ["category", "approach", "label", "articles", f"R@{k}", f"MRR@{mk}"]
+    with atomic.atomic_path(plots / "category.csv") as tmp, open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows([header, *cat_rows])
+    for name in ranks:
+        log.info("%s: %s", name, {k: v for k, v in metrics[name].items() if k != "category"})
+    log.info("alignment figures of the seed: %s", SEED_ALIGNMENT)
     return metrics

@@ -155,16 +155,36 @@ class IndexParams(Section):
 class RetrieveParams(Section):
     k: PositiveInt = 100  # images kept per article
     batch_size: PositiveInt = 64  # texts encoded at once
+    # the alignment protocol (web-scale summarisation seed): per article, the cosine similarity
+    # of its original and of this many random pool images (never an original), seeded per article
+    negatives: Annotated[int, Field(ge=0)] = 20
+    seed: int = 0
 
 
 class ScoreParams(Section):
-    ks: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 5, 10, 100]
+    ks: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 5, 10, 50, 100]
     mrr_at: PositiveInt = 100
+    category_k: PositiveInt = 10  # the R@k reported per predicted category (with MRR)
+    # human ratings: a CSV of article_id, approach, rater, rating (1-5); approach "original" is
+    # the baseline column. None: no ratings.
+    ratings: str | None = None
+    bootstrap: PositiveInt = 1000  # resamples of the 95% interval of the mean rating
+    seed: int = 0  # seeds the bootstrap
 
 
 class ReportParams(Section):
     top: PositiveInt = 5  # images shown per article and approach
     max_articles: PositiveInt = 100
+    # the MediaEval export: reports/submission/[group].zip
+    group: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = "NEWSIMG"
+    # pipeline approach -> its name in the submission (letters, digits and hyphens)
+    approaches: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")]] = {
+        "lam": "LAM",
+        "headline_lead": "HEADLINELEAD",
+        "headline": "HEADLINE",
+    }
+    width: PositiveInt = 460  # exported PNG size (resize to cover, then centre crop)
+    height: PositiveInt = 260
 
 
 SECTIONS: dict[str, type[Section]] = {

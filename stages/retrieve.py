@@ -1,4 +1,5 @@
-"""retrieve stage: one approach's top-k images for every article."""
+"""retrieve stage: one approach's top-k images for every article, and per article its predicted
+category (LAM only) and the similarity of its original and of seeded random negatives."""
 
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from newsimg.stage import stage
 @stage(
     "retrieve",
     inputs=["articles", "model", "encoder", "index"],
-    outputs=["out"],
+    outputs=["out", "per_article"],
     options=["text"],
 )
 def main(
@@ -21,9 +22,10 @@ def main(
     encoder: Path,
     index: Path,
     out: Path,
+    per_article: Path,
     text: str,
 ) -> None:
-    retrieve.run(params, articles, text, model, encoder, index, out)
+    retrieve.run(params, articles, text, model, encoder, index, out, per_article)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""score stage: recall@k and MRR of each article's original image, per approach."""
+"""score stage: R@k, MRR, median rank, per set and category, alignment, human ratings."""
 
 import sys
 from pathlib import Path
@@ -8,12 +8,24 @@ from newsimg.params import ScoreParams
 from newsimg.stage import stage
 
 
-@stage("score", inputs=["articles", "results", "index"], outputs=["out", "plots"])
+@stage("score", inputs=["articles", "results", "per_article", "index"], outputs=["out", "plots"])
 def main(
-    params: ScoreParams, articles: Path, results: Path, index: Path, out: Path, plots: Path
+    params: ScoreParams,
+    articles: Path,
+    results: Path,
+    per_article: Path,
+    index: Path,
+    out: Path,
+    plots: Path,
 ) -> None:
     metrics.run(
-        params, articles, sorted(results.glob("*.parquet")), index / "keys.parquet", out, plots
+        params,
+        articles,
+        sorted(results.glob("*.parquet")),
+        index / "keys.parquet",
+        out,
+        plots,
+        per_article,
     )
 
 

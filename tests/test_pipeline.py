@@ -72,11 +72,13 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             encoder=encoder,
             index=art / "index",
             out=art / f"results/{name}.parquet",
+            per_article=art / f"per_article/{name}.parquet",
         )
     stage(
         "score",
         articles=art / "articles.parquet",
         results=art / "results",
+        per_article=art / "per_article",
         index=art / "index",
         out=d / "metrics/score.json",
         plots=d / "metrics/plots",
@@ -85,8 +87,10 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "report",
         articles=art / "articles.parquet",
         results=art / "results",
+        per_article=art / "per_article",
         shards=art / "shards",
         out=d / "reports/gallery.html",
+        submission=d / "reports/submission",
     )
     return d
 
@@ -135,11 +139,18 @@ def test_scores_are_consistent(run_dir: Path) -> None:
     metrics = json.loads((run_dir / "metrics/score.json").read_text())
     for name in APPROACHES:
         m = metrics[name]
-        recalls = [m[f"R@{k}"] for k in (1, 5, 10, 100)]
+        recalls = [m[f"R@{k}"] for k in (1, 5, 10, 50, 100)]
         assert recalls == sorted(recalls)  # recall never falls as k grows
         assert 0 <= m["MRR@100"] <= m["R@100"] <= 1
         assert m["R@1"] <= m["MRR@100"]
+        assert 1 <= m["median_rank"] <= 101
+        assert 0 <= m["align"]["roc_auc"] <= 1
+        assert m["align"]["positives"] == 16
+        assert m["align"]["negatives"] == 16 * 20
+        assert m["LARGE"]["R@10"] == m["R@10"]  # the sample's ids are all MediaEval ids
     assert metrics["pool"]["articles"] == 16
+    assert sum(metrics["categories"].values()) == 16  # every article gets a predicted section
+    assert set(metrics["lam"]["category"]) == set(metrics["categories"])
     curve = (run_dir / "metrics/plots/recall_at_k.csv").read_text().splitlines()
     assert curve[0] == "k,headline,headline_lead,lam"
     assert len(curve) == 101
@@ -165,11 +176,35 @@ def test_training_logged_and_saved(run_dir: Path) -> None:
 def test_gallery_shows_every_article(run_dir: Path) -> None:
     page = (run_dir / "reports/gallery.html").read_text()
     articles = pq.read_table(run_dir / "artifacts/articles.parquet").to_pylist()
-    assert page.count("<article>") == len(articles)
+    assert page.count("<article ") == len(articles)
     for a in articles:
         assert a["headline"].replace("'", "&#x27;").replace('"', "&quot;") in page
     assert page.count('class="hit"') >= len(articles)  # at least the originals themselves
     assert page.count("original at #") + page.count("original not retrieved") == 3 * len(articles)
+
+
+def test_submission_is_valid(run_dir: Path) -> None:
+    import zipfile
+
+    sub = run_dir / "reports/submission"
+    articles = pq.read_table(run_dir / "artifacts/articles.parquet").to_pydict()
+    with zipfile.ZipFile(sub / "NEWSIMG.zip") as z:
+        names = z.namelist()
+    n_small = sum(a in metrics_small() for a in articles["article_id"])
+    assert len(names) == 3 * (len(articles["article_id"]) + n_small)
+    for approach in ("LAM", "HEADLINELEAD", "HEADLINE"):
+        large = [n for n in names if n.startswith(f"NEWSIMG/RET_{approach}_LARGE/")]
+        assert sorted(n.rsplit("/", 1)[1].split("_")[0] for n in large) == sorted(
+            articles["article_id"]
+        )
+    manifest = (sub / "manifest.csv").read_text()
+    assert not any(image in manifest for image in articles["image_id"])
+
+
+def metrics_small() -> frozenset[str]:
+    from newsimg.metrics import SMALL_IDS
+
+    return SMALL_IDS
 
 
 def test_resume_does_no_work_twice(run_dir: Path) -> None:
