@@ -1,4 +1,4 @@
-"""The ``newsimg`` command: tools around the pipeline (the stages themselves are in stages/)."""
+"""The newsimg command: tools around the pipeline (the stages themselves are in stages/)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,18 @@ def _lead(args: argparse.Namespace) -> int:
     return 0 if status == "ok" else 1
 
 
+def _search(args: argparse.Namespace) -> int:
+    from newsimg.retrieve import search
+
+    for text, hits in zip(
+        args.text, search(args.text, args.model, args.index, args.encoder, args.k), strict=True
+    ):
+        print(text)
+        for rank, (key, source, score) in enumerate(hits, start=1):
+            print(f"{rank:>4}  {score:.4f}  {source:<10}  {key}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="newsimg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--max-page-bytes", type=int, default=5_000_000)
     p.set_defaults(run=_lead)
+
+    p = commands.add_parser("search", help="rank the indexed images for any text")
+    p.add_argument("text", nargs="+", help="one or more texts (quote each)")
+    p.add_argument("--model", type=Path, default=Path("artifacts/models/base"))
+    p.add_argument("--index", type=Path, default=Path("artifacts/index"))
+    p.add_argument("--encoder", type=Path, default=None, help="a LAM folder (artifacts/models/lam)")
+    p.add_argument("-k", type=int, default=10)
+    p.set_defaults(run=_search)
 
     args = parser.parse_args(argv)
     setup_logging()

@@ -47,6 +47,20 @@ class TextEncoder:
         return l2_normalize(h.numpy()), [classes[i] for i in logits.argmax(dim=-1).tolist()]
 
 
+def search(
+    texts: list[str], model: Path, index: Path, encoder: Path | None = None, k: int = 10
+) -> list[list[tuple[str, str, float]]]:
+    """Rank the index's images for any texts: per text, ``k`` (key, source, score), best first."""
+    faiss_index, keys = image_index.load(index)
+    queries = TextEncoder(model, encoder).encode(texts)
+    scores, rows = faiss_index.search(queries.astype(np.float32), min(k, faiss_index.ntotal))
+    key, source = keys["key"].to_pylist(), keys["source"].to_pylist()
+    return [
+        [(key[r], source[r], float(s)) for r, s in zip(row, score, strict=True)]
+        for row, score in zip(rows, scores, strict=True)
+    ]
+
+
 def negative_rows(article_id: str, n_pool: int, exclude: set[int], n: int, seed: int) -> np.ndarray:
     """``n`` distinct random pool rows for one article, never one of ``exclude``.
 

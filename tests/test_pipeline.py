@@ -236,3 +236,19 @@ def _flatten(d: dict, prefix: str = "") -> dict:
         else:
             out[key] = v
     return out
+
+
+def test_search_ranks_like_retrieve(run_dir: Path) -> None:
+    """`newsimg search` on an article's text gives retrieve@lam's ranking for that article."""
+    from newsimg.cli import main
+    from newsimg.retrieve import search
+
+    art = run_dir / "artifacts"
+    article = pq.read_table(art / "articles.parquet").to_pylist()[3]
+    hits = search([article["headline_lead"]], art / "models/base", art / "index",
+                  art / "models/lam", k=10)[0]  # fmt: skip
+    results = pq.read_table(art / "results/lam.parquet").to_pylist()
+    expected = [r["key"] for r in results if r["article_id"] == article["article_id"]][:10]
+    assert [key for key, _, _ in hits] == expected
+    assert main(["search", "three red kites", "--model", str(art / "models/base"),
+                 "--index", str(art / "index"), "-k", "3"]) == 0  # fmt: skip
