@@ -8,6 +8,7 @@ presence marks the unit done, so a re-run embeds only the units that are missing
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 from collections.abc import Sequence
@@ -53,16 +54,13 @@ class Unit:
         return _read_group(self.shard, group)[offset].as_py()
 
 
-@functools.cache
-def _row_starts(path: Path) -> np.ndarray:
-    meta = pq.ParquetFile(path).metadata
-    return np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
+_row_group_starts = functools.cache(shards.row_group_starts)  # per worker, per shard
 
 
 def _row_group_of(path: Path, row: int) -> tuple[int, int]:
-    starts = _row_starts(path)
-    group = int(np.searchsorted(starts, row, side="right") - 1)
-    return group, row - int(starts[group])
+    starts = _row_group_starts(path)
+    group = bisect.bisect_right(starts, row) - 1
+    return group, row - starts[group]
 
 
 @functools.lru_cache(maxsize=2)  # per worker process: the group being read and the next

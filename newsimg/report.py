@@ -93,36 +93,10 @@ SCRIPT = """
 # --- images from the shards ---------------------------------------------------------------
 
 
-def read_images(shard_dir: Path, keys: Iterable[str]) -> dict[str, bytes]:
-    """key -> stored JPEG bytes for the keys asked for; reads only row groups holding them."""
-    wanted = set(keys)
-    found: dict[str, bytes] = {}
-    for path in shards.list_shards(shard_dir):
-        if len(found) == len(wanted):
-            break
-        with pq.ParquetFile(path) as f:
-            meta = f.metadata
-            start = 0
-            groups = []
-            shard_keys = f.read(columns=["key"]).column("key").to_pylist()
-            for g in range(meta.num_row_groups):
-                n = meta.row_group(g).num_rows
-                if any(k in wanted and k not in found for k in shard_keys[start : start + n]):
-                    groups.append(g)
-                start += n
-            if not groups:
-                continue
-            table = f.read_row_groups(groups, columns=["key", "jpeg"])
-        for key, jpeg in zip(table["key"].to_pylist(), table["jpeg"].to_pylist(), strict=True):
-            if key in wanted:
-                found.setdefault(key, jpeg)
-    return found
-
-
 def thumbnails(shard_dir: Path, keys: set[str]) -> dict[str, str]:
     """key -> data URI of a small JPEG thumbnail, for the keys asked for."""
     found: dict[str, str] = {}
-    for key, jpeg in read_images(shard_dir, keys).items():
+    for key, jpeg in shards.read_images(shard_dir, keys).items():
         with Image.open(io.BytesIO(jpeg)) as im:
             im.thumbnail((THUMB, THUMB))
             buf = io.BytesIO()
@@ -321,7 +295,7 @@ def export(
             )
         chosen[sub] = best
     keys = {r["key"] for best in chosen.values() for r in best.values()}
-    images = read_images(shard_dir, keys)
+    images = shards.read_images(shard_dir, keys)
     lost = sorted(keys - set(images))
     if lost:
         raise InputError(f"{len(lost)} chosen images are not in the shards (first: {lost[:3]})")

@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,6 +189,41 @@ def read_metadata(path: Path) -> dict[str, str]:
 def read_keys(path: Path) -> list[str]:
     """The keys of a shard's images, in stored order (reads the ``key`` column only)."""
     return pq.read_table(path, columns=["key"]).column("key").to_pylist()
+
+
+def row_group_starts(path: Path) -> list[int]:
+    """First row of each row group, plus the row count at the end (from the footer only)."""
+    meta = pq.read_metadata(path)
+    starts = [0]
+    for g in range(meta.num_row_groups):
+        starts.append(starts[-1] + meta.row_group(g).num_rows)
+    return starts
+
+
+def read_images(directory: Path, keys: Iterable[str]) -> dict[str, bytes]:
+    """key -> stored JPEG bytes for the keys asked for, from every complete shard.
+
+    Reads each shard's key column, then only the row groups that hold a wanted key.
+    """
+    wanted = set(keys)
+    found: dict[str, bytes] = {}
+    for path in list_shards(directory):
+        if len(found) == len(wanted):
+            break
+        shard_keys = read_keys(path)
+        starts = row_group_starts(path)
+        groups = [
+            g
+            for g in range(len(starts) - 1)
+            if any(k in wanted and k not in found for k in shard_keys[starts[g] : starts[g + 1]])
+        ]
+        if not groups:
+            continue
+        table = pq.ParquetFile(path).read_row_groups(groups, columns=["key", "jpeg"])
+        for key, jpeg in zip(table["key"].to_pylist(), table["jpeg"].to_pylist(), strict=True):
+            if key in wanted:
+                found.setdefault(key, jpeg)
+    return found
 
 
 def iter_batches(
