@@ -58,14 +58,16 @@ BACKOFF_CAP_S = 20.0
 # that shell out (EPS -> Ghostscript) or guess (TGA); anything else is "not_an_image".
 IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG covers MPO
 # Decode JPEGs at the smallest DCT scale (1/2, 1/4, 1/8) that keeps the longer side >= max_side,
-# then resize. On 1024x768 photos to 384 px this halves the time per image (bench/fetch.py) and
-# stays at 47 dB PSNR from a full decode + Lanczos, against 52 dB for a full decode + bicubic:
-# no visible difference. (Pillow's thumbnail() stops at 2x the target: DRAFT_GAP = 2.)
+# then resize. On 1024x768 photos to 384 px this halves the time per image (bench/fetch.py) and,
+# with the box filter below, stays at 42 dB PSNR from a full decode + Lanczos: no visible
+# difference. (Pillow's thumbnail() stops at 2x the target: DRAFT_GAP = 2.)
 DRAFT_GAP = 1.0
-# Bicubic, as CLIP's own preprocessing resizes (Pillow's filters are area-aware when shrinking);
-# ~25% cheaper than Lanczos, and resizing is the largest cost per image. A reducing gap of 3
-# first shrinks big images by whole factors, with no visible difference.
-RESAMPLE = Image.Resampling.BICUBIC
+# Box (area averaging, img2dataset's INTER_AREA), the cheapest antialiased filter: 1.4 ms per
+# 640x480 photo against 3.4 for bicubic, and resizing was the largest cost per image. It stays
+# at 42-46 dB PSNR from Lanczos; storing at q90 already costs more (35 dB), and the embed stage
+# resizes again with CLIP's bicubic. A reducing gap of 3 first shrinks big images by whole
+# factors, with no visible difference.
+RESAMPLE = Image.Resampling.BOX
 REDUCING_GAP = 3.0
 # EXIF orientations that need a transposition (2-8), and those that swap width and height (5-8).
 _TRANSPOSED = {2, 3, 4, 5, 6, 7, 8}
