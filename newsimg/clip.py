@@ -120,6 +120,16 @@ def preprocess(image: Image.Image, size: int = 224, *, fast: bool = False) -> np
     ``fast``: a JPEG not yet decoded is decoded at 1/2, 1/4 or 1/8 scale (Pillow's ``draft``),
     never below ``DRAFT_GAP`` x the target; measured to keep embeddings within cosine 0.999.
     """
+    x = preprocess_uint8(image, size, fast=fast).astype(np.float32) / 255.0  # (H, W, 3)
+    return ((x - MEAN) / STD).transpose(2, 0, 1)
+
+
+def preprocess_uint8(image: Image.Image, size: int = 224, *, fast: bool = False) -> np.ndarray:
+    """:func:`preprocess` before the mean/std: the cropped RGB pixels, uint8 (size, size, 3).
+
+    A quarter of the bytes to move from a loader worker to the GPU; ``(x / 255 - MEAN) / STD``
+    in float32, channel last, gives :func:`preprocess`'s numbers exactly.
+    """
     if fast and image.format == "JPEG":
         w, h = image.size
         scale = DRAFT_GAP * size / min(w, h)
@@ -137,8 +147,7 @@ def preprocess(image: Image.Image, size: int = 224, *, fast: bool = False) -> np
     image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
     top, left = round((new_h - size) / 2.0), round((new_w - size) / 2.0)
     image = image.crop((left, top, left + size, top + size)).convert("RGB")
-    x = np.asarray(image, dtype=np.float32) / 255.0  # (H, W, 3)
-    return ((x - MEAN) / STD).transpose(2, 0, 1)
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -151,6 +160,12 @@ def decode_and_preprocess(data: bytes, size: int, *, fast: bool = False) -> np.n
     """Encoded image bytes -> :func:`preprocess` output."""
     with Image.open(io.BytesIO(data)) as image:
         return preprocess(image, size, fast=fast)
+
+
+def decode_uint8(data: bytes, size: int, *, fast: bool = False) -> np.ndarray:
+    """Encoded image bytes -> :func:`preprocess_uint8` output."""
+    with Image.open(io.BytesIO(data)) as image:
+        return preprocess_uint8(image, size, fast=fast)
 
 
 # --- models ---------------------------------------------------------------------------------------

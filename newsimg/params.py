@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from newsimg.errors import ParamsError
 
@@ -107,13 +114,21 @@ class LeadsParams(Section):
 
 
 class EmbedParams(Section):
-    """Image embedding with Lightning predict."""
+    """Image embedding with Lightning predict, units split across ranks (DDP, SLURM-aware)."""
 
     batch_size: PositiveInt = 256
-    precision: Precision = "float32"  # compute dtype; outputs are always float16, L2-normalised
+    # compute: float32, or bfloat16/float16 autocast over float32 weights (Lightning's
+    # "bf16-mixed"/"16-mixed"); outputs are always float16, L2-normalised
+    precision: Precision = "float32"
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
-    devices: PositiveInt | Literal["auto"] = "auto"
+    devices: PositiveInt | Literal["auto"] = "auto"  # per node; under SLURM, ntasks-per-node
+    num_nodes: PositiveInt = 1
     num_workers: Annotated[int, Field(ge=0)] = 8  # image-decoding processes per device
+    unit_size: PositiveInt = 10_000  # images per N24News output unit (a fetch shard is one unit)
+    prefetch_batches: PositiveInt = 4  # batches each worker decodes ahead (with num_workers > 0)
+    # unreadable images (missing, corrupt) are recorded per unit; above this share of the images
+    # embedded in a run, the stage fails after writing every unit
+    max_skipped_rate: Fraction = 0.05
 
 
 class LossWeights(Section):
@@ -122,23 +137,74 @@ class LossWeights(Section):
     ce: Annotated[float, Field(ge=0)] = 0.3
 
 
-class TrainParams(Section):
-    """The class-aware Learnable Alignment Module fine-tune (DAS-RU's recipe by default)."""
+# The recipe-dependent keys of `train`. "das_ru" is the authors' code exactly (shared/REFERENCE.md);
+# "improved" turns on each candidate fix. A key left out or null takes its recipe's value; a value
+# given overrides it, so `dvc exp run -S train.symmetric=false` ablates one fix of "improved".
+RECIPES: dict[str, dict[str, Any]] = {
+    "das_ru": {
+        "epochs": 6,
+        "batch_size": 8,
+        "lr": 1e-4,
+        "schedule": "constant",
+        "patience": 0,
+        "learn_temperature": False,
+        "teacher": "raw",
+        "symmetric": False,
+        "projection_init": "random",
+        "class_init": "randn",
+        "renormalize": False,
+    },
+    "improved": {
+        "epochs": 30,
+        "batch_size": 256,
+        "lr": 1e-3,
+        "schedule": "warmup_cosine",
+        "patience": 5,
+        "learn_temperature": True,
+        "teacher": "normalized",
+        "symmetric": True,
+        "projection_init": "base",
+        "class_init": "names",
+        "renormalize": True,
+    },
+}
 
+
+class TrainParams(Section):
+    """The class-aware Learnable Alignment Module fine-tune: a recipe, then explicit overrides."""
+
+    recipe: Literal["das_ru", "improved"] = "das_ru"
     seed: int = 0
-    epochs: PositiveInt = 6
-    batch_size: PositiveInt = 8
-    lr: Annotated[float, Field(gt=0)] = 1e-4
+    epochs: PositiveInt  # the most; early stopping may end sooner
+    batch_size: PositiveInt
+    lr: Annotated[float, Field(gt=0)]  # Adam's (peak) learning rate
+    schedule: Literal["constant", "warmup_cosine"]  # warmup_cosine: per step, to 0 at the end
+    warmup: Fraction = 0.1  # share of all steps spent warming up linearly (warmup_cosine)
+    patience: Annotated[int, Field(ge=0)]  # stop after this many epochs without a better dev R@10
+    # and keep the best epoch's weights; 0: no early stopping, keep the last epoch's
     loss_weights: LossWeights = LossWeights()
-    temperature: Annotated[float, Field(gt=0)] = 0.07  # fixed contrastive temperature
+    temperature: Annotated[float, Field(gt=0)] = 0.07  # contrastive; the start value if learnt
+    learn_temperature: bool  # CLIP's trainable logit scale (capped at 100)
     kl_temperature: Annotated[float, Field(gt=0)] = 0.5
+    teacher: Literal["raw", "normalized"]  # the frozen text feature the KL term distils from
+    symmetric: bool  # add the image->text contrastive direction
+    projection_init: Literal["random", "base"]  # base: the frozen model's own text projection
+    class_init: Literal["randn", "small", "names"]  # E: randn(24, d); norm-0.1 rows; the frozen
+    # model's unit text features of the section names
+    renormalize: bool  # L2-normalise h = a*t + (1-a)*c
     text: Literal["headline", "headline_article", "headline_abstract"] = "headline_article"
     article_words: PositiveInt = 100  # words of the body kept by the headline_article template
-    # "random" as the authors did, or "base": start from the frozen model's own projection
-    projection_init: Literal["random", "base"] = "random"
-    renormalize: bool = False  # re-normalise h = a*t + (1-a)*c (a candidate fix)
-    symmetric: bool = False  # add the image->text contrastive direction (a candidate fix)
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_defaults(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        recipe = raw.get("recipe", "das_ru")
+        # an unknown recipe is reported by the field check; das_ru's values keep that the only error
+        preset = RECIPES.get(recipe, RECIPES["das_ru"]) if isinstance(recipe, str) else {}
+        return {**raw, **{k: v for k, v in preset.items() if raw.get(k) is None}}
 
     @field_validator("loss_weights")
     @classmethod
@@ -147,9 +213,28 @@ class TrainParams(Section):
             raise ValueError("all loss weights are 0: nothing would be trained")
         return w
 
+    def overrides(self) -> dict[str, Any]:
+        """The recipe-dependent keys whose value differs from the recipe's."""
+        preset = RECIPES[self.recipe]
+        return {k: getattr(self, k) for k, v in preset.items() if getattr(self, k) != v}
+
 
 class IndexParams(Section):
-    kind: Literal["exact"] = "exact"
+    """The image index (newsimg/index.py): exact, or IVF-PQ re-ranked by exact dot products."""
+
+    kind: Literal["auto", "exact", "ivfpq"] = "auto"
+    # RAM the index may hold: exact in memory needs the float32 flat index (N x dim x 4 bytes);
+    # above it exact search streams from disk, and auto picks IVF-PQ when that fits
+    memory_gb: Annotated[float, Field(gt=0)] = 64.0
+    nlist: PositiveInt | None = None  # IVF lists; None: sqrt(N) as a power of two
+    pq_subdim: PositiveInt = 4  # dimensions per 4-bit PQ code: dim / pq_subdim / 2 bytes/vector
+    nprobe: PositiveInt = 64  # IVF lists visited per query
+    train_size: PositiveInt = 50_000  # vectors sampled to train the IVF centroids and the PQ
+    rerank: Annotated[int, Field(ge=0)] = 1000  # candidates re-scored exactly; 0: none
+    block_rows: PositiveInt = 65_536  # rows per block of exact search and of adding
+    recall_queries: PositiveInt = 1000  # sampled text and image queries of metrics/index.json
+    recall_text: Literal["headline", "headline_lead"] = "headline_lead"  # articles' text column
+    seed: int = 0  # samples the training vectors and the recall queries
 
 
 class RetrieveParams(Section):

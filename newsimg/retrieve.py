@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from pathlib import Path
 
@@ -50,15 +51,29 @@ class TextEncoder:
 def search(
     texts: list[str], model: Path, index: Path, encoder: Path | None = None, k: int = 10
 ) -> list[list[tuple[str, str, float]]]:
-    """Rank the index's images for any texts: per text, ``k`` (key, source, score), best first."""
-    faiss_index, keys = image_index.load(index)
+    """Rank the index's images for any texts: per text, ``k`` (key, source, score), best first.
+
+    Logs the time to encode the texts and to search them (the interactive latency).
+    """
+    images = image_index.load(index)
+    t0 = time.perf_counter()
     queries = TextEncoder(model, encoder).encode(texts)
-    scores, rows = faiss_index.search(queries.astype(np.float32), min(k, faiss_index.ntotal))
-    key, source = keys["key"].to_pylist(), keys["source"].to_pylist()
-    return [
-        [(key[r], source[r], float(s)) for r, s in zip(row, score, strict=True)]
-        for row, score in zip(rows, scores, strict=True)
-    ]
+    t1 = time.perf_counter()
+    scores, rows = images.search(queries, k)
+    t2 = time.perf_counter()
+    log.info(
+        "%d text(s): encoded in %.0f ms, searched in %.0f ms (%s index of %d images)",
+        len(texts),
+        1000 * (t1 - t0),
+        1000 * (t2 - t1),
+        images.plan.kind,
+        images.ntotal,
+    )
+    hits = []
+    for row, score in zip(rows, scores, strict=True):
+        found = images.keys.take(row).to_pydict()
+        hits.append(list(zip(found["key"], found["source"], score.tolist(), strict=True)))
+    return hits
 
 
 def negative_rows(article_id: str, n_pool: int, exclude: set[int], n: int, seed: int) -> np.ndarray:
@@ -86,8 +101,7 @@ def per_article(
     image_ids: list[str],
     queries: np.ndarray,
     categories: list[str | None],
-    faiss_index,
-    keys: pa.Table,
+    images: image_index.Index,
 ) -> pa.Table:
     """One row per article: the predicted category, the cosine similarity of its original image
     and of ``params.negatives`` seeded random pool images (never an original of any article).
@@ -96,6 +110,7 @@ def per_article(
     is not in the pool), negative_keys, negative_scores.
     """
     # vectorised over the pool: a real pool holds ~100M keys, too many for Python lists
+    keys = images.keys
     orig_rows = np.flatnonzero(np.asarray(pc.equal(keys["source"], ORIGINAL_SOURCE)))
     originals = dict(zip(keys["key"].take(orig_rows).to_pylist(), orig_rows.tolist(), strict=True))
     exclude = set(orig_rows.tolist())
@@ -105,15 +120,10 @@ def per_article(
     neg_scores: list[list[float]] = []
     for q, article, image in zip(queries, article_ids, image_ids, strict=True):
         row = originals.get(image)
-        orig_scores.append(None if row is None else float(faiss_index.reconstruct(int(row)) @ q))
+        orig_scores.append(None if row is None else float(images.vectors.take(np.array(row)) @ q))
         rows = negative_rows(article, n_pool, exclude, params.negatives, params.seed)
-        vectors = (
-            np.stack([faiss_index.reconstruct(int(r)) for r in rows])
-            if len(rows)
-            else np.zeros((0, queries.shape[1]), np.float32)
-        )
         neg_keys.append(keys["key"].take(rows).to_pylist())
-        neg_scores.append((vectors @ q).astype(np.float32).tolist())
+        neg_scores.append((images.vectors.take(rows) @ q).astype(np.float32).tolist())
     return pa.table(
         {
             "article_id": pa.array(article_ids, pa.string()),
@@ -147,10 +157,9 @@ def run(
     queries, categories = TextEncoder(model, encoder).encode_with_categories(
         texts, params.batch_size
     )
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    faiss_index, keys = image_index.load(index)
-    k = min(params.k, faiss_index.ntotal)
-    scores, rows = faiss_index.search(queries, k)
+    images = image_index.load(index)
+    k = min(params.k, images.ntotal)
+    scores, rows = images.search(queries, k)
     n = len(texts)
     flat = rows.reshape(-1)
     article_ids = table["article_id"].to_pylist()
@@ -158,8 +167,8 @@ def run(
         {
             "article_id": np.repeat(np.asarray(article_ids, dtype=object), k),
             "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
-            "key": keys["key"].take(flat),
-            "source": keys["source"].take(flat),
+            "key": images.keys["key"].take(flat),
+            "source": images.keys["source"].take(flat),
             "score": scores.reshape(-1).astype(np.float32),
         }
     )
@@ -172,8 +181,7 @@ def run(
             table["image_id"].to_pylist(),
             queries,
             categories,
-            faiss_index,
-            keys,
+            images,
         )
         with atomic_path(per_article_out) as tmp:
             pq.write_table(extra, tmp)

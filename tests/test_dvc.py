@@ -1,7 +1,7 @@
 """The real DVC CLI on the bundled sample, in a temporary git repository.
 
 This is the README's main job (``dvc pull data.dvc && dvc repro``), then what users do next:
-a second repro does nothing, ``dvc exp run -S train.loss_weights.kl=...`` re-runs only train
+a second repro does nothing, ``dvc exp run -S train.loss_weights.ce=0`` re-runs only train
 and what follows it, and ``dvc metrics diff`` shows the change.
 """
 
@@ -99,13 +99,13 @@ def test_second_repro_does_nothing(repo: Path) -> None:
 
 
 def test_experiment_reruns_only_train_and_below(repo: Path) -> None:
-    out = sh(repo, "dvc", "exp", "run", "-S", "train.loss_weights.kl=0.5")
+    out = sh(repo, "dvc", "exp", "run", "-S", "train.loss_weights.ce=0")
     assert stages_run(out) == {"train", "retrieve@lam", "score", "report"}
     diff = sh(repo, "dvc", "metrics", "diff", "--md")
     assert "lam.R@10" in diff or "lam.MRR@100" in diff
     assert "headline.R@10" not in diff  # untouched approaches keep their numbers
     shown = sh(repo, "dvc", "exp", "show", "--md")
-    assert "train.loss_weights.kl" in shown or "loss_weights.kl" in shown
+    assert "train.loss_weights.ce" in shown or "loss_weights.ce" in shown
 
 
 def test_plots_render(repo: Path) -> None:

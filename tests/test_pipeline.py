@@ -61,7 +61,14 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         out=art / "models/lam",
         live=d / "dvclive",
     )
-    stage("index", embeddings=art / "embeddings/pool", out=art / "index")
+    stage(
+        "index",
+        embeddings=art / "embeddings/pool",
+        articles=art / "articles.parquet",
+        model=model,
+        out=art / "index",
+        metrics=d / "metrics/index.json",
+    )
     for name, text in APPROACHES.items():
         encoder = art / "models/lam" if name == "lam" else model
         stage(
@@ -128,11 +135,10 @@ def test_a_known_image_retrieves_itself(run_dir: Path) -> None:
     """An image's own embedding, used as the query, comes back at rank 1."""
     from newsimg import index
 
-    faiss_index, keys = index.load(run_dir / "artifacts/index")
-    vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
-    _, rows = faiss_index.search(vectors[:20], 1)
+    images = index.load(run_dir / "artifacts/index")
+    _, rows = images.search(images.vectors.take(np.arange(20)), 1)
     assert rows[:, 0].tolist() == list(range(20))
-    assert keys.num_rows == faiss_index.ntotal
+    assert images.keys.num_rows == images.ntotal
 
 
 def test_scores_are_consistent(run_dir: Path) -> None:

@@ -1,0 +1,164 @@
+"""Exact vs auto-chosen approximate index on synthetic clustered float16 embeddings.
+
+Image vectors lie around random cluster centres; text-like queries sit around the same centres
+but shifted by one common offset (CLIP's modality gap), so their scores are lower and closer
+together than image queries' scores, which is what hurts quantised indexes. Image queries are
+fresh images of the same clusters.
+
+Prints a table (build time, bytes per vector, queries/s, recall@10 vs exact; ratios against
+exact search measured in the same run) and the exact search's share of the machine's float32
+matmul throughput, then one line of JSON.
+
+    .venv/bin/python bench/index.py                      # 1M x 768, a few minutes on 2 cores
+    .venv/bin/python bench/index.py --n 200000 --queries 200   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from newsimg import index
+from newsimg.params import IndexParams
+
+GAP_NORM = 1.0  # norm of the text offset relative to a unit centre
+
+
+def unit_vectors(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def around(centres: np.ndarray, labels: np.ndarray, spread: float, rng) -> np.ndarray:
+    noise = rng.standard_normal((len(labels), centres.shape[1]), dtype=np.float32)
+    return centres[labels] + spread / np.sqrt(centres.shape[1]) * noise
+
+
+def write_pool(folder: Path, args: argparse.Namespace, centres: np.ndarray, rng) -> None:
+    """``args.n`` clustered unit vectors as embed.py writes them: float16 units + keys."""
+    for u, start in enumerate(range(0, args.n, args.unit)):
+        size = min(args.unit, args.n - start)
+        labels = rng.integers(0, len(centres), size)
+        x = unit_vectors(around(centres, labels, args.spread, rng)).astype(np.float16)
+        keys = pa.table(
+            {"key": [f"{start + i:09d}" for i in range(size)], "source": ["syn"] * size}
+        )
+        pq.write_table(keys, folder / f"unit-{u:05d}.keys.parquet")
+        np.save(folder / f"unit-{u:05d}.npy", x)
+
+
+def queries(args: argparse.Namespace, centres: np.ndarray, rng) -> dict[str, np.ndarray]:
+    dim = centres.shape[1]
+    gap = GAP_NORM * unit_vectors(rng.standard_normal((1, dim), dtype=np.float32))
+    labels = rng.integers(0, len(centres), args.queries)
+    text = unit_vectors(around(centres, labels, args.text_spread, rng) + gap)
+    image = unit_vectors(around(centres, labels, args.spread, rng))
+    return {"text": text.astype(np.float32), "image": image.astype(np.float32)}
+
+
+def matmul_gflops(dim: int, nq: int, rows: int, repeats: int = 3) -> float:
+    """The machine's float32 matmul throughput on the exact search's block shape (best of 3)."""
+    q, b = torch.randn(nq, dim), torch.randn(rows, dim)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        q @ b.T
+        best = min(best, time.perf_counter() - t0)
+    return 2 * nq * dim * rows / best / 1e9
+
+
+def timed_search(images: index.Index, qs: dict[str, np.ndarray], k: int) -> tuple[dict, float]:
+    """Rows per query kind, and queries/s, searching all queries at once as retrieve does."""
+    t0 = time.perf_counter()
+    rows = images.search(np.concatenate(list(qs.values())), k)[1]
+    qps = len(rows) / (time.perf_counter() - t0)
+    return dict(zip(qs, np.split(rows, len(qs)), strict=True)), qps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=768)
+    parser.add_argument("--clusters", type=int, default=2000)
+    parser.add_argument("--spread", type=float, default=1.2, help="image noise / centre norm")
+    parser.add_argument("--text-spread", type=float, default=1.5)
+    parser.add_argument("--queries", type=int, default=500, help="per kind: text and image")
+    parser.add_argument("--unit", type=int, default=100_000, help="vectors per embeddings unit")
+    parser.add_argument("--budget", type=float, default=8, help="memory_gb = flat size / this")
+    parser.add_argument("--nprobe", type=int, default=IndexParams().nprobe)
+    parser.add_argument("--rerank", type=int, default=IndexParams().rerank)
+    parser.add_argument("--train-size", type=int, default=IndexParams().train_size)
+    parser.add_argument("--k", type=int, default=10)
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    centres = unit_vectors(rng.standard_normal((args.clusters, args.dim), dtype=np.float32))
+    with tempfile.TemporaryDirectory() as tmp:
+        emb = Path(tmp) / "embeddings"
+        emb.mkdir()
+        t0 = time.perf_counter()
+        write_pool(emb, args, centres, rng)
+        qs = queries(args, centres, rng)
+        print(f"generated {args.n} x {args.dim} in {time.perf_counter() - t0:.0f} s")
+        flat_gb = index.flat_bytes(args.n, args.dim) / index.GB
+        budget = flat_gb / args.budget
+        common = {"memory_gb": budget, "nprobe": args.nprobe, "rerank": args.rerank}
+        common["train_size"] = args.train_size
+        runs = {}
+        for name, kind in (("exact (streamed)", "exact"), ("auto", "auto")):
+            t0 = time.perf_counter()
+            images = index.build(IndexParams(kind=kind, **common), emb, Path(tmp) / kind)
+            build_s = time.perf_counter() - t0
+            rows, qps = timed_search(images, qs, args.k)
+            runs[name] = {"images": images, "rows": rows, "qps": qps, "build_s": build_s}
+        exact, approx = runs["exact (streamed)"], runs["auto"]
+        approx["images"].params = approx["images"].params.model_copy(update={"rerank": 0})
+        rows, qps = timed_search(approx["images"], qs, args.k)
+        runs["auto, no re-ranking"] = {"images": approx["images"], "rows": rows, "qps": qps}
+        runs["auto, no re-ranking"]["build_s"] = approx["build_s"]
+        gflops = matmul_gflops(args.dim, 2 * args.queries, IndexParams().block_rows)
+
+    exact_gflops = 2 * args.dim * args.n * exact["qps"] / 1e9
+    print(f"\nplan of auto: {approx['images'].plan.factory}: {approx['images'].plan.reason}")
+    print(f"memory_gb = {budget:.3f} (flat float32 {flat_gb:.2f} GB / {args.budget:g})\n")
+    header = f"{'index':<22}{'build s':>9}{'B/vector':>10}{'q/s':>9}{'x exact':>9}"
+    print(header + f"{'R@10 text':>11}{'R@10 image':>12}")
+    summary = {"n": args.n, "dim": args.dim}
+    for name, run in runs.items():
+        recall = {
+            kind: index.recall_at(run["rows"][kind], exact["rows"][kind])
+            for kind in ("text", "image")
+        }
+        bpv = run["images"].bytes_per_vector
+        print(
+            f"{name:<22}{run['build_s']:>9.1f}{bpv:>10.0f}{run['qps']:>9.1f}"
+            f"{run['qps'] / exact['qps']:>9.1f}{recall['text']:>11.4f}{recall['image']:>12.4f}"
+        )
+        summary[name] = {
+            "build_s": round(run["build_s"], 1),
+            "bytes_per_vector": round(bpv, 1),
+            "qps": round(run["qps"], 1),
+            "recall@10_text": round(recall["text"], 4),
+            "recall@10_image": round(recall["image"], 4),
+        }
+    share = exact_gflops / gflops
+    print(
+        f"\nexact search {exact_gflops:.0f} GFLOP/s = {share:.0%} of float32 matmul "
+        f"({gflops:.0f} GFLOP/s measured on the same block shape)"
+    )
+    summary.update(
+        {"plan": approx["images"].plan.factory, "matmul_gflops": round(gflops, 1)},
+        exact_share_of_matmul=round(share, 3),
+    )
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
