@@ -74,12 +74,20 @@ def matmul_gflops(dim: int, nq: int, rows: int, repeats: int = 3) -> float:
     return 2 * nq * dim * rows / best / 1e9
 
 
-def timed_search(images: index.Index, qs: dict[str, np.ndarray], k: int) -> tuple[dict, float]:
-    """Rows per query kind, and queries/s, searching all queries at once as retrieve does."""
+def timed_search(
+    images: index.Index, qs: dict[str, np.ndarray], k: int
+) -> tuple[dict, dict, float]:
+    """Scores and rows per query kind, and queries/s, searching all queries at once as
+    retrieve does."""
     t0 = time.perf_counter()
-    rows = images.search(np.concatenate(list(qs.values())), k)[1]
+    scores, rows = images.search(np.concatenate(list(qs.values())), k)
     qps = len(rows) / (time.perf_counter() - t0)
-    return dict(zip(qs, np.split(rows, len(qs)), strict=True)), qps
+    split = len(qs)
+    return (
+        dict(zip(qs, np.split(scores, split), strict=True)),
+        dict(zip(qs, np.split(rows, split), strict=True)),
+        qps,
+    )
 
 
 def main() -> None:
@@ -116,13 +124,24 @@ def main() -> None:
             t0 = time.perf_counter()
             images = index.build(IndexParams(kind=kind, **common), emb, Path(tmp) / kind)
             build_s = time.perf_counter() - t0
-            rows, qps = timed_search(images, qs, args.k)
-            runs[name] = {"images": images, "rows": rows, "qps": qps, "build_s": build_s}
+            scores, rows, qps = timed_search(images, qs, args.k)
+            runs[name] = {"images": images, "scores": scores, "rows": rows, "qps": qps}
+            runs[name]["build_s"] = build_s
         exact, approx = runs["exact (streamed)"], runs["auto"]
         approx["images"].params = approx["images"].params.model_copy(update={"rerank": 0})
-        rows, qps = timed_search(approx["images"], qs, args.k)
+        _, rows, qps = timed_search(approx["images"], qs, args.k)
         runs["auto, no re-ranking"] = {"images": approx["images"], "rows": rows, "qps": qps}
         runs["auto, no re-ranking"]["build_s"] = approx["build_s"]
+        recalls = {
+            name: {
+                kind: index.recall_at(
+                    index.exact_scores(run["images"], qs[kind], run["rows"][kind]),
+                    exact["scores"][kind],
+                )
+                for kind in qs
+            }
+            for name, run in runs.items()
+        }
         gflops = matmul_gflops(args.dim, 2 * args.queries, IndexParams().block_rows)
 
     exact_gflops = 2 * args.dim * args.n * exact["qps"] / 1e9
@@ -132,10 +151,7 @@ def main() -> None:
     print(header + f"{'R@10 text':>11}{'R@10 image':>12}")
     summary = {"n": args.n, "dim": args.dim}
     for name, run in runs.items():
-        recall = {
-            kind: index.recall_at(run["rows"][kind], exact["rows"][kind])
-            for kind in ("text", "image")
-        }
+        recall = recalls[name]
         bpv = run["images"].bytes_per_vector
         print(
             f"{name:<22}{run['build_s']:>9.1f}{bpv:>10.0f}{run['qps']:>9.1f}"

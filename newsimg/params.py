@@ -228,9 +228,9 @@ class IndexParams(Section):
     memory_gb: Annotated[float, Field(gt=0)] = 64.0
     nlist: PositiveInt | None = None  # IVF lists; None: sqrt(N) as a power of two
     pq_subdim: PositiveInt = 4  # dimensions per 4-bit PQ code: dim / pq_subdim / 2 bytes/vector
-    nprobe: PositiveInt = 64  # IVF lists visited per query
+    nprobe: PositiveInt = 32  # IVF lists visited per query
     train_size: PositiveInt = 50_000  # vectors sampled to train the IVF centroids and the PQ
-    rerank: Annotated[int, Field(ge=0)] = 1000  # candidates re-scored exactly; 0: none
+    rerank: Annotated[int, Field(ge=0)] = 400  # candidates re-scored exactly; 0: none
     block_rows: PositiveInt = 65_536  # rows per block of exact search and of adding
     recall_queries: PositiveInt = 1000  # sampled text and image queries of metrics/index.json
     recall_text: Literal["headline", "headline_lead"] = "headline_lead"  # articles' text column
