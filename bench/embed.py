@@ -33,39 +33,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from random_models import random_clip
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import CLIPConfig, CLIPModel
 
 from newsimg import clip, embed, shards
 from newsimg.embed import Batch, ChunkDataset, ImageEncoder
 from newsimg.params import EmbedParams
 
 # (text width, text layers, text heads, vision width, layers, heads, mlp, patch, image, embedding)
-SHAPES = {
-    "b": (512, 12, 8, 768, 12, 12, 3072, 16, 224, 512),
-    "l": (768, 12, 12, 1024, 24, 16, 4096, 14, 224, 768),
-}
 # images per measurement on the CPU at --scale 1: enough for a stable rate, within ~3 minutes
 IMAGES = {"tiny": 1024, "b": 8, "l": 4}
 PIPELINE_IMAGES = 512  # images through decoding and the input pipeline alone, for every model
-
-
-def make_model(name: str) -> CLIPModel:
-    if name == "tiny":
-        return clip.make_tiny(0)
-    tw, tl, th, vw, vl, vh, mlp, patch, size, dim = SHAPES[name]
-    config = CLIPConfig(
-        text_config=dict(hidden_size=tw, intermediate_size=4 * tw, num_hidden_layers=tl,
-                         num_attention_heads=th, max_position_embeddings=clip.CONTEXT_LENGTH,
-                         bos_token_id=clip.SOT, eos_token_id=clip.EOT, pad_token_id=0),
-        vision_config=dict(hidden_size=vw, intermediate_size=mlp, num_hidden_layers=vl,
-                           num_attention_heads=vh, patch_size=patch, image_size=size),
-        projection_dim=dim,
-    )  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return CLIPModel(config).eval()
 
 
 def jpegs(n: int, size: tuple[int, int] = (384, 288)) -> list[bytes]:
@@ -154,7 +133,7 @@ def pipeline_alone(directory: Path, batch: int, workers: int, size: int) -> floa
 def bench_model(name: str, args: argparse.Namespace, peak: float, tmp: Path) -> dict[str, float]:
     n = max(args.batch, int(IMAGES[name] * args.scale))
     batch = min(args.batch, n)
-    model = make_model(name)
+    model = random_clip(name)
     size = model.config.vision_config.image_size
     folder = tmp / name
     clip.save_model(model, folder)

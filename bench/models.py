@@ -23,7 +23,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from transformers import CLIPConfig, CLIPModel
+from random_models import random_clip
+from transformers import CLIPModel
 
 from newsimg import clip
 
@@ -38,20 +39,6 @@ def per_second(repeat: int, n: int, fn: Callable[[], object]) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return n / best
-
-
-def long_clip_b() -> CLIPModel:
-    config = CLIPConfig(
-        text_config=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                         num_attention_heads=8, max_position_embeddings=248, eos_token_id=clip.EOT,
-                         bos_token_id=clip.SOT, pad_token_id=0),
-        vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                           num_attention_heads=12, image_size=224, patch_size=16),
-        projection_dim=512,
-    )  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return CLIPModel(config).eval()
 
 
 def jpegs(n: int, size: tuple[int, int] = (1600, 1200)) -> list[bytes]:
@@ -78,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     texts = [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(100)) for i in range(16)]
     ids = torch.from_numpy(clip.tokenize(texts))
-    big, tiny = long_clip_b(), clip.make_tiny(0)
+    big, tiny = random_clip("b"), clip.make_tiny(0)
 
     def encode(model: CLIPModel) -> Callable[[], object]:
         return lambda: model.get_text_features(input_ids=ids)

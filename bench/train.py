@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import CLIPConfig, CLIPModel
+from random_models import random_clip
 
 from newsimg import clip
 from newsimg.lam import LAM, LamConfig, lam_losses
@@ -28,21 +28,6 @@ from newsimg.params import TrainParams
 
 WORDS = ["the", "council", "met", "on", "tuesday", "to", "discuss", "three", "red", "kites",
          "over", "the", "snowy", "harbour", "while", "markets", "fell", "sharply"]  # fmt: skip
-
-
-def long_clip_b() -> CLIPModel:
-    """A random model of Long-CLIP-B's text-tower size (12 layers, width 512, 248 positions)."""
-    config = CLIPConfig(
-        text_config=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                         num_attention_heads=8, max_position_embeddings=248, eos_token_id=clip.EOT,
-                         bos_token_id=clip.SOT, pad_token_id=0),
-        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
-                           num_attention_heads=2, image_size=32, patch_size=16),
-        projection_dim=512,
-    )  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return CLIPModel(config).eval()
 
 
 def texts(n: int, words: int = 100) -> list[str]:
@@ -80,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="training steps timed per path")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    model = clip.make_tiny(0) if args.tower == "tiny" else long_clip_b()
+    model = clip.make_tiny(0) if args.tower == "tiny" else random_clip("b")
     with tempfile.TemporaryDirectory() as tmp:
         clip.save_model(model, Path(tmp) / "model")
         tower = clip.Clip(Path(tmp) / "model")
