@@ -142,16 +142,16 @@ def model_fingerprint(folder: Path, precision: str) -> str:
 
 
 def made_from(unit: Unit, model_fp: str) -> bytes:
+    """The keys footer of ``unit`` embedded by the model ``model_fp``, taken before it is read."""
     return json.dumps({"input": unit.fingerprint(), "model": model_fp}).encode()
 
 
-def is_current(out: Path, unit: Unit, model_fp: str) -> bool:
-    """Whether ``unit``'s outputs exist and were made from its present input with this model."""
-    keys = out / f"{unit.name}.keys.parquet"
-    if not ((out / f"{unit.name}.npy").is_file() and keys.is_file()):
+def is_current(out: Path, name: str, made: bytes) -> bool:
+    """Whether unit ``name``'s outputs exist and their footer is ``made`` (same input, model)."""
+    keys = out / f"{name}.keys.parquet"
+    if not ((out / f"{name}.npy").is_file() and keys.is_file()):
         return False
-    footer = pq.read_schema(keys).metadata or {}
-    return footer.get(FOOTER) == made_from(unit, model_fp)
+    return (pq.read_schema(keys).metadata or {}).get(FOOTER) == made
 
 
 def remove_orphans(out: Path, names: set[str]) -> int:
@@ -294,9 +294,11 @@ class UnitWriter(BasePredictionWriter):
     """Collects each unit's rows and commits the unit as soon as its last row arrives, so memory
     holds only the units in flight (one or two) however many there are."""
 
-    def __init__(self, units: Sequence[Unit], out: Path, dim: int, model_fp: str, bar: tqdm):
+    def __init__(
+        self, units: Sequence[Unit], made: Sequence[bytes], out: Path, dim: int, bar: tqdm
+    ) -> None:
         super().__init__(write_interval="batch")
-        self.units, self.out, self.dim, self.model_fp, self.bar = units, out, dim, model_fp, bar
+        self.units, self.made, self.out, self.dim, self.bar = units, made, out, dim, bar
         self.buffers: dict[int, _Buffer] = {}
         self.tally = Tally()
 
@@ -318,7 +320,7 @@ class UnitWriter(BasePredictionWriter):
         t.model_s += prediction.model_s
         if buf.filled == unit.size:
             start = time.perf_counter()
-            write_unit(self.out, unit, buf.emb, buf.reasons, made_from(unit, self.model_fp))
+            write_unit(self.out, unit, buf.emb, buf.reasons, self.made[batch.unit])
             t.write_s += time.perf_counter() - start
             t.units += 1
             del self.buffers[batch.unit]
@@ -387,7 +389,8 @@ def run(params: EmbedParams, fmt: str, images: Path, model: Path, out: Path) -> 
     model_fp = model_fingerprint(model, params.precision)
     removed = remove_orphans(out, {u.name for u in units}) if rank == 0 else 0
     mine = units[rank::world]
-    pending = [u for u in mine if not is_current(out, u, model_fp)]
+    made = {u.name: made_from(u, model_fp) for u in mine}  # once per unit, before reading it
+    pending = [u for u in mine if not is_current(out, u.name, made[u.name])]
     log.info(
         "rank %d of %d: %d of %d units, %d to embed",
         rank,
@@ -401,7 +404,7 @@ def run(params: EmbedParams, fmt: str, images: Path, model: Path, out: Path) -> 
         for unit in pending:
             remove_temp_files(out, unit.name)
         start = time.perf_counter()
-        tally = _predict(trainer, params, pending, model, out, model_fp)
+        tally = _predict(trainer, params, pending, [made[u.name] for u in pending], model, out)
         wall = time.perf_counter() - start
     summary = _summary(units, pending, removed, tally, wall, world)
     log.info("%s", summary_line(summary))
@@ -419,9 +422,9 @@ def _predict(
     trainer: pl.Trainer,
     params: EmbedParams,
     pending: Sequence[Unit],
+    made: Sequence[bytes],
     model: Path,
     out: Path,
-    model_fp: str,
 ) -> Tally:
     clip = Clip(model)  # float32 weights; the Trainer's precision sets the compute dtype
     cuda = trainer.strategy.root_device.type == "cuda"
@@ -440,7 +443,7 @@ def _predict(
         dynamic_ncols=True,
         disable=None if trainer.global_rank == 0 else True,
     )
-    writer = UnitWriter(pending, out, clip.dim, model_fp, bar)
+    writer = UnitWriter(pending, made, out, clip.dim, bar)
     trainer.callbacks.append(writer)
     with bar, warnings.catch_warnings():
         # batches come whole from the dataset: there are no sampler indices, and none needed
