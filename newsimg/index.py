@@ -177,10 +177,15 @@ class Vectors:
         return to_float32(out).reshape(*rows.shape, self.dim)
 
 
+def as_tensor(block: np.ndarray) -> torch.Tensor:
+    """``block`` as a tensor without a copy, unless it is read-only (a memory-mapped block is:
+    np.array reads it into a writable array, as torch wants)."""
+    return torch.from_numpy(block if block.flags.writeable else np.array(block))
+
+
 def to_float32(block: np.ndarray) -> np.ndarray:
-    # torch converts float16 several times faster than numpy's astype; np.array reads a
-    # memory-mapped block into a writable array, as torch wants
-    return torch.from_numpy(np.array(block)).float().numpy()
+    # torch converts float16 several times faster than numpy's astype
+    return as_tensor(block).float().numpy()
 
 
 def torch_knn(device: torch.device) -> Knn:
@@ -188,7 +193,7 @@ def torch_knn(device: torch.device) -> Knn:
 
     def knn(queries: np.ndarray, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = torch.from_numpy(queries).to(device)
-        b = torch.from_numpy(np.array(block)).to(device).float()
+        b = as_tensor(block).to(device).float()
         scores, rows = (q @ b.T).topk(k, dim=1)  # (nq, n) -> (nq, k)
         return scores.cpu().numpy(), rows.cpu().numpy()
 
