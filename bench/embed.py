@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from random_models import random_clip
+from synthetic import jpeg, random_clip
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -55,9 +54,7 @@ def jpegs(n: int, size: tuple[int, int] = (384, 288)) -> list[bytes]:
         base = rng.integers(0, 256, (size[1] // 16, size[0] // 16, 3), np.uint8)
         im = Image.fromarray(base).resize(size, Image.Resampling.BICUBIC)
         noisy = np.asarray(im, np.int16) + rng.integers(-12, 13, (size[1], size[0], 3))
-        buf = io.BytesIO()
-        Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
-        out.append(buf.getvalue())
+        out.append(jpeg(Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))))
     return out
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import logging
 import math
@@ -47,6 +46,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.fetch_helpers: the loopback S3 server
+
+from synthetic import jpeg  # noqa: E402
 
 from newsimg import fetch  # noqa: E402
 from newsimg.params import FetchParams  # noqa: E402
@@ -74,12 +75,6 @@ def photo(width: int, height: int, seed: int) -> Image.Image:
     x = x @ (0.6 * np.eye(3) + 0.4 / 3)  # correlated channels, as in photos
     x = 128 + 45 * (x - x.mean()) / x.std()
     return Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
-
-
-def jpeg(im: Image.Image, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
 
 
 def make_corpus(n: int, size: tuple[int, int], variants: int = 24) -> dict[str, bytes]:

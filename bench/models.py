@@ -14,7 +14,6 @@ One torch thread (per-core figures). Prints a table and ends with one JSON line.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -23,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from random_models import random_clip
+from synthetic import jpeg, random_clip
 from transformers import CLIPModel
 
 from newsimg import clip
@@ -52,9 +51,7 @@ def jpegs(n: int, size: tuple[int, int] = (1600, 1200)) -> list[bytes]:
             x, y = rng.integers(0, size[0] - 300), rng.integers(0, size[1] - 300)
             colour = tuple(int(c) for c in rng.integers(0, 255, 3))
             draw.ellipse([x, y, x + rng.integers(50, 300), y + rng.integers(50, 300)], colour)
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=90)
-        out.append(buf.getvalue())
+        out.append(jpeg(im))
     return out
 
 

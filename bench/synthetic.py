@@ -1,4 +1,6 @@
-"""Random-weight CLIP models of Long-CLIP's shapes, so that benchmarks need no download.
+"""Synthetic inputs for the benchmarks, so that they need no download.
+
+Random-weight CLIP models of Long-CLIP's shapes:
 
 ``random_clip("b")`` is Long-CLIP-B (ViT-B/16 at 224 px, a 12-layer text tower of width 512 with
 248 positions, 512-d projection); ``random_clip("l")`` is Long-CLIP-L (ViT-L/14, text width 768,
@@ -7,8 +9,10 @@
 
 from __future__ import annotations
 
-import torch
-from transformers import CLIPConfig, CLIPModel
+import io
+
+from PIL import Image
+from transformers import CLIPModel
 
 from newsimg import clip
 
@@ -24,14 +28,15 @@ def random_clip(name: str, seed: int = 0) -> CLIPModel:
     if name == "tiny":
         return clip.make_tiny(seed)
     tw, tl, th, vw, vl, vh, mlp, patch, size, dim = SHAPES[name]
-    config = CLIPConfig(
-        text_config=dict(hidden_size=tw, intermediate_size=4 * tw, num_hidden_layers=tl,
-                         num_attention_heads=th, max_position_embeddings=clip.CONTEXT_LENGTH,
-                         bos_token_id=clip.SOT, eos_token_id=clip.EOT, pad_token_id=0),
-        vision_config=dict(hidden_size=vw, intermediate_size=mlp, num_hidden_layers=vl,
-                           num_attention_heads=vh, patch_size=patch, image_size=size),
-        projection_dim=dim,
-    )  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return CLIPModel(config).eval()
+    text = dict(
+        hidden_size=tw, intermediate_size=4 * tw, num_hidden_layers=tl, num_attention_heads=th
+    )
+    vision = dict(hidden_size=vw, intermediate_size=mlp, num_hidden_layers=vl,
+                  num_attention_heads=vh, patch_size=patch, image_size=size)  # fmt: skip
+    return clip.random_clip(text, vision, dim, seed)
+
+
+def jpeg(im: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from random_models import random_clip
+from synthetic import random_clip
 
 from newsimg import clip
 from newsimg.lam import LAM, LamConfig, lam_losses

@@ -173,6 +173,30 @@ def decode_uint8(data: bytes, size: int, *, fast: bool = False) -> np.ndarray:
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
+def random_clip(
+    text: dict[str, int], vision: dict[str, int], projection_dim: int, seed: int = 0
+) -> CLIPModel:
+    """A seeded random CLIPModel of the given tower sizes, with Long-CLIP's 248 text positions
+    and CLIP's vocabulary and special tokens. ``text``/``vision``: CLIPTextConfig and
+    CLIPVisionConfig sizes (hidden_size, layers, heads, ...; the vision tower's image and patch
+    size)."""
+    config = CLIPConfig(
+        text_config=dict(
+            vocab_size=VOCAB_SIZE,
+            max_position_embeddings=CONTEXT_LENGTH,
+            bos_token_id=SOT,
+            eos_token_id=EOT,
+            pad_token_id=0,
+            **text,
+        ),
+        vision_config=vision,
+        projection_dim=projection_dim,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return CLIPModel(config).eval()
+
+
 def make_tiny(seed: int = 0) -> CLIPModel:
     """A seeded random CLIPModel with Long-CLIP's 248 text positions, quick on two CPU cores.
 
@@ -180,31 +204,8 @@ def make_tiny(seed: int = 0) -> CLIPModel:
     wide enough that a trained text projection can align its random features with its images
     (at width 128 the sample's LAM recall@10 was a third of what it is at 256).
     """
-    config = CLIPConfig(
-        text_config=dict(
-            vocab_size=VOCAB_SIZE,
-            hidden_size=256,
-            intermediate_size=512,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=CONTEXT_LENGTH,
-            bos_token_id=SOT,
-            eos_token_id=EOT,
-            pad_token_id=0,
-        ),
-        vision_config=dict(
-            hidden_size=256,
-            intermediate_size=512,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=64,
-            patch_size=16,
-        ),
-        projection_dim=256,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return CLIPModel(config).eval()
+    tower = dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4)
+    return random_clip(tower, {**tower, "image_size": 64, "patch_size": 16}, 256, seed)
 
 
 def load_source(params: ModelParams) -> CLIPModel:
