@@ -2,10 +2,10 @@
 
     python bench/fetch.py [--latency-ms 50] [--images 1500] [--seconds 4]
 
-- fetch.run end to end (GET over s3fs, validate, resize to 384 px, write shards) with 1 request
-  in flight (the baseline), with 64 in one process, and with 64 as 2 ranks of 32 (the README's
-  layout: one rank per core or two), against a loopback S3-compatible server (in its own
-  process) that waits ``--latency-ms`` before answering each request;
+- fetch.run end to end (GET, validate, resize to 384 px, write shards) with 1 request in flight
+  (the baseline), with 64 in one process, and with 64 as 2 processes of 32 (fetch.processes:
+  one per core, the default), against a loopback S3-compatible server (in its own process)
+  that waits ``--latency-ms`` before answering each request;
 - the CPU ceiling: cores / (CPU per image of fetch.run + of the server), the most any
   concurrency can give on this machine, since the server shares its cores;
 - the reads alone (fetch.read_bytes in a pool of 64 threads), to show what the network side
@@ -32,10 +32,9 @@ import os
 import random
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,10 +117,11 @@ def bucket_server(objects: dict[str, bytes], latency_s: float) -> Iterator[Serve
         proc.join()
 
 
-def params(endpoint: str, workers: int, shard_size: int) -> FetchParams:
+def params(endpoint: str, workers: int, shard_size: int, processes: int = 1) -> FetchParams:
     return FetchParams(
         source=f"s3://{BUCKET}/{PREFIX}",
         endpoint_url=endpoint,
+        processes=processes,
         workers=workers,
         shard_size=shard_size,
         timeout_s=30.0,
@@ -138,12 +138,13 @@ class FetchRun:
 
 
 def run_fetch(
-    objects: dict[str, bytes], n: int, server: Server, workers: int, ranks: int = 1
+    objects: dict[str, bytes], n: int, server: Server, workers: int, processes: int = 1
 ) -> FetchRun:
-    """fetch.run over the first ``n`` objects, as ``ranks`` processes of ``workers`` in flight.
+    """fetch.run over the first ``n`` objects: ``processes`` x ``workers`` requests in flight.
 
-    Each rank runs in its own process, even a single one, so that every configuration pays the
-    same; shards of n / (2 * ranks) images give every rank the same work.
+    fetch.run itself runs in a fresh process (no s3fs client inherited), started before the
+    clock, so that every configuration pays the same; shards of n / (2 * processes) images give
+    every process the same work.
     """
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -151,53 +152,38 @@ def run_fetch(
         hashes = [Path(k).stem for k in list(objects)[:n]]
         manifest.write_text("".join(f"{i}\t{h}\n" for i, h in enumerate(hashes)))
         (tmp / "news").mkdir()
-        p = params(server.endpoint, workers, shard_size=math.ceil(n / (2 * ranks)))
-        # Fresh processes (no s3fs client inherited), started before the clock: each rank then
-        # reports the CPU its fetch.run used.
-        ctx = mp.get_context("spawn")
-        barrier = ctx.Barrier(ranks)
-        with ctx.Pool(ranks, initializer=_wait, initargs=(barrier,)) as pool:
-            pool.map(abs, range(ranks))  # returns once every rank has imported this module
+        p = params(server.endpoint, workers, math.ceil(n / (2 * processes)), processes)
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+            pool.submit(abs, 0).result()  # returns once the process has imported this module
             server_cpu, start = server.cpu(), time.perf_counter()
-            jobs = [(p, manifest, tmp, rank, ranks) for rank in range(ranks)]
-            results = pool.starmap(_run_rank, jobs)
+            ok, cpu = pool.submit(_run, p, manifest, tmp).result()
             seconds = time.perf_counter() - start
             server_cpu = server.cpu() - server_cpu
-            pool.close()
-            pool.join()
-    ok, cpu = (sum(r) for r in zip(*results, strict=True))
     assert ok == n, (ok, n)
     return FetchRun(n / seconds, cpu * 1e3 / n, server_cpu * 1e3 / n)
 
 
-def _wait(barrier: threading.Barrier) -> None:
-    barrier.wait()
-
-
-def _run_rank(
-    p: FetchParams, manifest: Path, tmp: Path, rank: int, world: int
-) -> tuple[int, float]:
-    """(images fetched, CPU seconds) of one rank's fetch.run."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world))
+def _run(p: FetchParams, manifest: Path, tmp: Path) -> tuple[int, float]:
+    """(images fetched, CPU seconds of this process and of its worker processes)."""
     cpu = _cpu()
     ok = fetch.run(p, manifest, tmp / "news", tmp / "out")["ok"]
     return ok, _cpu() - cpu
 
 
 def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system
+    t = os.times()  # children: fetch.run's worker processes, joined before it returns
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def run_reads(objects: dict[str, bytes], n: int, server: Server, workers: int) -> float:
     """Images/s of fetch.read_bytes alone (the network side) with ``workers`` threads."""
     p = params(server.endpoint, workers, shard_size=n)
-    fs, _ = fetch.open_source(p)
-    paths = [f"{BUCKET}/{k}" for k in list(objects)[:n]]
+    read, root = fetch.open_source(p)
+    paths = [f"{root}/{k.removeprefix(PREFIX + '/')}" for k in list(objects)[:n]]
     rng = random.Random(0)
     with ThreadPoolExecutor(workers) as pool:
         start = time.perf_counter()
-        sizes = list(pool.map(lambda path: len(fetch.read_bytes(fs, path, p, rng)), paths))
+        sizes = list(pool.map(lambda path: len(fetch.read_bytes(read, path, p, rng)), paths))
         seconds = time.perf_counter() - start
     assert all(sizes)
     return n / seconds
@@ -238,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         run_reads(objects, 20, fast, 8)
         seq = run_fetch(objects, args.sequential_images, slow, workers=1)
         c64 = run_fetch(objects, args.images, slow, workers=64)
-        ranks = run_fetch(objects, args.images, slow, workers=32, ranks=2)
+        procs = run_fetch(objects, args.images, slow, workers=32, processes=2)
         c64_fast = run_fetch(objects, args.images, fast, workers=64)
         reads64 = run_reads(objects, args.images, slow, workers=64)
     norm, stored_bytes, source_bytes = run_normalise(args.seconds)
@@ -250,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         (f"fetch.run, 1 in flight, {lat} (baseline)", base, base, ""),
         (f"fetch.run, 64 in flight, {lat}", c64.images_per_s, base, ">= 20x"),
-        (f"fetch.run, 2 ranks x 32 in flight, {lat}", ranks.images_per_s, base, ">= 20x"),
+        (f"fetch.run, 2 processes x 32 in flight, {lat}", procs.images_per_s, base, ">= 20x"),
         ("fetch.run, 64 in flight, 0 ms (CPU bound)", c64_fast.images_per_s, base, ""),
         (f"CPU ceiling on {cores} cores (fetch + server)", ceiling, base, ""),
         (f"reads alone, 64 in flight, {lat}", reads64, base, ""),
@@ -276,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         "sequential_img_s": round(base, 1),
         "c64_img_s": round(c64.images_per_s, 1),
         "c64_speedup": round(c64.images_per_s / base, 1),
-        "ranks2x32_img_s": round(ranks.images_per_s, 1),
-        "ranks2x32_speedup": round(ranks.images_per_s / base, 1),
+        "procs2x32_img_s": round(procs.images_per_s, 1),
+        "procs2x32_speedup": round(procs.images_per_s / base, 1),
         "c64_0ms_img_s": round(c64_fast.images_per_s, 1),
         "cpu_ceiling_img_s": round(ceiling, 1),
         "cpu_ceiling_speedup": round(ceiling / base, 1),

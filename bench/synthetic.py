@@ -10,11 +10,12 @@ Random-weight CLIP models of Long-CLIP's shapes:
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 from PIL import Image
-from transformers import CLIPModel
 
-from newsimg import clip
+if TYPE_CHECKING:
+    from transformers import CLIPModel
 
 # text width, layers, heads; vision width, layers, heads, MLP width, patch, image size; projection
 SHAPES = {
@@ -25,6 +26,8 @@ SHAPES = {
 
 def random_clip(name: str, seed: int = 0) -> CLIPModel:
     """A seeded random model of ``name``'s shape ("tiny", "b" or "l"), in eval mode."""
+    from newsimg import clip  # torch: not for the benches that only need jpeg()
+
     if name == "tiny":
         return clip.make_tiny(seed)
     tw, tl, th, vw, vl, vh, mlp, patch, size, dim = SHAPES[name]

@@ -21,3 +21,8 @@ class InputError(NewsimgError):
 
 class TooManyFailuresError(NewsimgError):
     """More items failed than the params allow; what succeeded has been written. Exit code 1."""
+
+
+class WorkerDiedError(NewsimgError):
+    """A worker process died mid-task (a crash in native code, the OOM killer); what it and the
+    others committed before is kept, so running again resumes. Exit code 1."""

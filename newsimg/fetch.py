@@ -16,36 +16,52 @@ skipped, so a killed run re-run finishes the rest; ranks never write the same fi
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import json
 import logging
 import math
+import multiprocessing as mp
 import os
 import random
+import re
+import signal
+import sys
 import time
+import urllib.parse
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import count, islice
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from fsspec import AbstractFileSystem
+import urllib3
+from fsspec import filesystem
 from fsspec.core import split_protocol, url_to_fs
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from newsimg import shards
-from newsimg.errors import InputError, TooManyFailuresError
+from newsimg.errors import InputError, TooManyFailuresError, WorkerDiedError
 from newsimg.params import FetchParams
 from newsimg.shards import Failure, ImageRow
 from newsimg.sources import read_yfcc_manifest
+from newsimg.stage import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +70,7 @@ NEWSIMAGES = "newsimages"
 S3_REGION = "us-west-2"  # the multimedia-commons bucket's region
 BACKOFF_BASE_S = 0.5  # first retry waits up to this long, doubling each time ("full jitter")
 BACKOFF_CAP_S = 20.0
+PROGRESS_INTERVAL_S = 0.25  # how often the bar reads the processes' shared counts
 # Formats a photo can come in. Restricting them keeps Pillow from handing odd bodies to plugins
 # that shell out (EPS -> Ghostscript) or guess (TGA); anything else is "not_an_image".
 IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG covers MPO
@@ -72,6 +89,7 @@ REDUCING_GAP = 3.0
 # EXIF orientations that need a transposition (2-8), and those that swap width and height (5-8).
 _TRANSPOSED = {2, 3, 4, 5, 6, 7, 8}
 _SWAPS_SIDES = {5, 6, 7, 8}
+_S3_ERROR_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 # Exception class names of transient network failures in the fsspec backends (botocore, aiohttp,
 # urllib3); matched by name so that no backend has to be importable to classify its errors.
 _CONNECTION_ERRORS = {
@@ -96,13 +114,6 @@ class Item:
     path: str
 
 
-@dataclass(frozen=True)
-class Source:
-    name: str
-    fs: AbstractFileSystem
-    items: Iterable[Item]
-
-
 class Rejected(Exception):
     """An image that cannot be stored; ``reason`` is the short code recorded in the failures."""
 
@@ -125,16 +136,18 @@ def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dic
     ``manifest`` is a ``photo_id<TAB>hash`` file or a plain hash list (``params.limit`` keeps its
     first rows); each row is read from ``{params.source}/{h[0:3]}/{h[3:6]}/{h}.jpg``.
     ``newsimages`` is a folder of ``*.jpg`` (key = file stem, sorted by name). Shards are
-    ``{source}-{index:05d}.parquet`` (see :mod:`newsimg.shards`).
+    ``{source}-{index:05d}.parquet`` (see :mod:`newsimg.shards`). The rank's shards are shared
+    out among ``params.processes`` processes, each with ``params.workers`` requests in flight.
 
-    The summary holds ``rank``, ``world``, shard counts (``shards_total`` over all ranks,
-    ``shards_written``, ``shards_skipped`` already complete, ``shards_other_ranks``), image
+    The summary holds ``rank``, ``world``, ``processes``, shard counts (``shards_total`` over all
+    ranks, ``shards_written``, ``shards_skipped`` already complete, ``shards_other_ranks``), image
     counts of the shards written in this run (``attempted``, ``ok``, ``failed``, ``status`` by
     reason, ``bytes``), ``failure_rate``, ``seconds`` and ``images_per_s``.
 
-    Raises :class:`InputError` for missing inputs or a malformed manifest line, and
+    Raises :class:`InputError` for missing inputs or a malformed manifest line,
     :class:`TooManyFailuresError` when ``failed / attempted > params.max_failure_rate`` over the
-    shards written in this run, after every shard has been written.
+    shards written in this run, after every shard has been written, and :class:`WorkerDiedError`
+    when a process dies mid-shard (the shards committed before are kept).
     """
     manifest, newsimages, out = Path(manifest), Path(newsimages), Path(out)
     if not manifest.is_file():
@@ -142,44 +155,37 @@ def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dic
     if not newsimages.is_dir():
         raise InputError(f"NewsImages folder {newsimages} does not exist")
     rank, world = rank_world()
-    fs, root = open_source(params)
-    local_fs, _ = url_to_fs(str(newsimages))
-    sources = [
-        Source(NEWSIMAGES, local_fs, newsimages_items(newsimages)),
-        Source(YFCC, fs, yfcc_items(manifest, root, params.limit)),
-    ]
+    _, root = open_source(params)  # a malformed source fails here, before any process starts
+    sources = {
+        NEWSIMAGES: newsimages_items(newsimages),
+        YFCC: yfcc_items(manifest, root, params.limit),
+    }
     out.mkdir(parents=True, exist_ok=True)
-    log.info("fetch rank %d of %d from %s into %s", rank, world, params.source, out)
-    tally = Tally(rank=rank, world=world)
-    mapper = partial(process, params=params, rng=random.Random())
     # The bar's total is this rank's items, counted once by streaming (seconds for the full
     # manifest, against days of fetching); skipped shards are taken off it so that the rate and
     # the ETA are those of the images still to fetch.
-    n_news = sum(1 for _ in newsimages_items(newsimages))
-    n_yfcc = count_manifest_rows(manifest, params.limit)
-    total = sum(rank_items(n, params.shard_size, rank, world) for n in (n_news, n_yfcc))
-    with (
-        _thread_pool(params.workers) as pool,
-        progress_bar(total, rank) as bar,
-        _quiet_bomb_warnings(),
-    ):
-        for source in sources:
-            for index, items in shard_chunks(source.items, params.shard_size):
-                tally.shards_total += 1
-                if index % world != rank:
-                    tally.shards_other_ranks += 1
-                    continue
-                shards.remove_temp_files(out, source.name, index)
-                metadata = shard_metadata(items, params)
-                if _already_done(out, source.name, index, metadata):
-                    tally.shards_skipped += 1
-                    bar.total = max(bar.n, (bar.total or 0) - len(items))
-                    bar.refresh()
-                    continue
-                stats = fetch_shard(
-                    pool, mapper, source, index, items, out, metadata, bar, tally.failed
-                )
-                tally.add(stats)
+    n_items = [
+        sum(1 for _ in newsimages_items(newsimages)),
+        count_manifest_rows(manifest, params.limit),
+    ]
+    total = sum(rank_items(n, params.shard_size, rank, world) for n in n_items)
+    rank_shards = sum(len(range(rank, -(-n // params.shard_size), world)) for n in n_items)
+    processes = max(1, min(params.processes or usable_cores(), rank_shards))
+    log.info(
+        "fetch rank %d of %d from %s into %s: %d processes x %d requests in flight",
+        rank,
+        world,
+        params.source,
+        out,
+        processes,
+        params.workers,
+    )
+    tally = Tally(rank=rank, world=world, processes=processes)
+    with progress_bar(total, rank) as bar, shard_executor(params, out, processes) as executor:
+        jobs = pending_shards(sources, params, out, rank, world, tally, bar)
+        for stats in executor.run(jobs, bar):
+            tally.add(stats)
+            log.info("%s", shard_line(stats))
     summary = tally.summary()
     log.info("%s", summary_line(summary))
     log.info("fetch summary: %s", json.dumps(summary))
@@ -243,14 +249,68 @@ def storage_options(params: FetchParams) -> dict[str, Any]:
     }
 
 
-def open_source(params: FetchParams) -> tuple[AbstractFileSystem, str]:
-    """The filesystem and root path of ``params.source`` (one code path for S3 and folders)."""
+Reader = Callable[[str], bytes]
+"""Reads one object's bytes by path; raises on failure (see :func:`classify_error`)."""
+
+
+def open_source(params: FetchParams) -> tuple[Reader, str]:
+    """How to read ``params.source``, and the root path its objects' paths start with.
+
+    Anonymous S3 (``params.anon``, the public YFCC bucket) is read with plain HTTP GETs
+    (:class:`PublicBucket`); signed S3 and every other fsspec URL (the sample's folder) through
+    fsspec.
+    """
+    protocol, path = split_protocol(params.source)
+    if protocol in ("s3", "s3a") and params.anon:
+        bucket, _, prefix = path.partition("/")
+        return PublicBucket(bucket, params), prefix.rstrip("/")
     fs, root = url_to_fs(params.source, **storage_options(params))
     if hasattr(fs, "retries"):
         # s3fs retries timeouts and SlowDown itself (5 attempts, nested twice) and has no
         # constructor option for it; one attempt each leaves the policy to read_bytes().
         fs.retries = 1
-    return fs, root.rstrip("/")
+    return fs.cat_file, root.rstrip("/")
+
+
+class HTTPStatusError(OSError):
+    """A GET answered with another status than 200; ``code`` is S3's error code, if any."""
+
+    def __init__(self, status: int, code: str | None, url: str) -> None:
+        super().__init__(f"HTTP {status} {code or ''} for {url}".replace("  ", " "))
+        self.status = status
+        self.code = code
+
+
+class PublicBucket:
+    """GETs of a public bucket's objects over plain HTTP(S): unsigned S3 reads.
+
+    What s3fs sends for an anonymous read, less botocore's per-request work, which cost more CPU
+    than the GET itself: 0.5 ms per image against 1.15 ms at 64 in flight (bench/fetch.py).
+    AWS is addressed virtual-hosted style in the bucket's region (``S3_REGION``); an
+    ``endpoint_url`` path-style, as S3-compatible servers expect. Connections are kept alive, one
+    pool of ``params.workers``; urllib3's own retries and redirects are off: the retry policy is
+    :func:`read_bytes`'.
+    """
+
+    def __init__(self, bucket: str, params: FetchParams) -> None:
+        if params.endpoint_url:
+            self.base = f"{params.endpoint_url.rstrip('/')}/{bucket}"
+        else:
+            self.base = f"https://{bucket}.s3.{S3_REGION}.amazonaws.com"
+        self.http = urllib3.PoolManager(
+            maxsize=params.workers,
+            timeout=urllib3.Timeout(connect=params.timeout_s, read=params.timeout_s),
+            retries=False,
+        )
+
+    def __call__(self, key: str) -> bytes:
+        url = f"{self.base}/{urllib.parse.quote(key)}"
+        response = self.http.request("GET", url)
+        if response.status != 200:
+            match = _S3_ERROR_CODE.search(response.data[:1024])
+            code = match.group(1).decode("ascii", "replace") if match else None
+            raise HTTPStatusError(response.status, code, url)
+        return response.data
 
 
 def yfcc_items(manifest: Path, root: str, limit: int | None = None) -> Iterator[Item]:
@@ -347,11 +407,11 @@ def _already_done(out: Path, source: str, index: int, metadata: dict[str, str]) 
 # ---------------------------------------------------------------------------------------- mapper
 
 
-def process(item: Item, fs: AbstractFileSystem, params: FetchParams, rng: random.Random) -> Outcome:
+def process(item: Item, read: Reader, params: FetchParams, rng: random.Random) -> Outcome:
     """Read, validate and normalise one image; never raises for a bad image."""
     start = time.perf_counter()
     try:
-        data = read_bytes(fs, item.path, params, rng)
+        data = read_bytes(read, item.path, params, rng)
     except Rejected as rej:
         return Outcome(None, Failure(item.key, item.source, rej.reason), _since(start), 0.0)
     read_done = time.perf_counter()
@@ -368,7 +428,7 @@ def process(item: Item, fs: AbstractFileSystem, params: FetchParams, rng: random
     return Outcome(row, None, read_done - start, _since(read_done))
 
 
-def read_bytes(fs: AbstractFileSystem, path: str, params: FetchParams, rng: random.Random) -> bytes:
+def read_bytes(read: Reader, path: str, params: FetchParams, rng: random.Random) -> bytes:
     """The object's bytes, retrying transient failures ``params.retries`` times.
 
     Throttling (503 SlowDown), other 5xx, timeouts and dropped connections are retried after an
@@ -377,7 +437,7 @@ def read_bytes(fs: AbstractFileSystem, path: str, params: FetchParams, rng: rand
     """
     for attempt in range(params.retries + 1):
         try:
-            return fs.cat_file(path)
+            return read(path)
         except Exception as exc:
             reason, retryable = classify_error(exc)
             if not retryable or attempt == params.retries:
@@ -391,8 +451,9 @@ def read_bytes(fs: AbstractFileSystem, path: str, params: FetchParams, rng: rand
 def classify_error(exc: BaseException) -> tuple[str, bool]:
     """``(reason, retryable)`` of a read error, looking through its chain of causes.
 
-    s3fs turns S3 errors into ``FileNotFoundError``/``PermissionError``/``OSError`` with the
-    botocore error as cause; the HTTP status is read from the cause when there is one.
+    :class:`PublicBucket` raises :class:`HTTPStatusError` and urllib3's errors; s3fs turns S3
+    errors into ``FileNotFoundError``/``PermissionError``/``OSError`` with the botocore error as
+    cause. The HTTP status is read from either when there is one.
     """
     for err in _causes(exc):
         if isinstance(err, FileNotFoundError):
@@ -409,6 +470,8 @@ def classify_error(exc: BaseException) -> tuple[str, bool]:
         if status is not None:
             return f"error: http {status}", status >= 500
         names = {cls.__name__ for cls in type(err).__mro__}
+        if "NewConnectionError" in names:  # urllib3 derives it from ConnectTimeoutError
+            return "error: connection", True
         if isinstance(err, TimeoutError) or any("Timeout" in name for name in names):
             return "timeout", True
         if isinstance(err, ConnectionError) or names & _CONNECTION_ERRORS:
@@ -513,6 +576,8 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _http_status(err: BaseException) -> tuple[int | None, str | None]:
+    if isinstance(err, HTTPStatusError):
+        return err.status, err.code
     response = getattr(err, "response", None)
     if not isinstance(response, dict):
         return None, None
@@ -528,51 +593,225 @@ def _since(start: float) -> float:
 # ---------------------------------------------------------------------------------------- writer
 
 
-def fetch_shard(
-    pool: ThreadPoolExecutor,
-    mapper: Callable[..., Outcome],
-    source: Source,
-    index: int,
-    items: list[Item],
-    out: Path,
-    metadata: dict[str, str],
-    bar: tqdm,
-    failed_before: int = 0,
-) -> dict[str, Any]:
-    """Map one shard's items through ``mapper`` in ``pool`` (order kept) and commit the shard.
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard to fetch: its source, index and items, and the metadata that marks it complete."""
 
-    ``bar`` advances per image and shows ``failed_before`` plus this shard's failures.
+    source: str
+    index: int
+    items: list[Item]
+    metadata: dict[str, str]
+
+
+def pending_shards(
+    sources: Mapping[str, Iterable[Item]],
+    params: FetchParams,
+    out: Path,
+    rank: int,
+    world: int,
+    tally: Tally,
+    bar: tqdm,
+) -> Iterator[ShardJob]:
+    """This rank's shards of ``sources`` (name: items) that ``out`` lacks complete, in order.
+
+    Streams: one shard's items are read at a time. Shards of other ranks and complete ones are
+    counted in ``tally``; complete ones are also taken off ``bar``'s total.
     """
-    start = time.perf_counter()
-    rows: list[ImageRow] = []
-    failures: list[Failure] = []
-    read_s = decode_s = 0.0
-    for outcome in pool.map(partial(mapper, fs=source.fs), items):
-        read_s += outcome.read_s
-        decode_s += outcome.decode_s
-        if outcome.row is not None:
-            rows.append(outcome.row)
-        if outcome.failure is not None:
-            failures.append(outcome.failure)
-            bar.set_postfix(failed=failed_before + len(failures), refresh=False)
-        bar.update(1)
-    durations = {"read_s": read_s, "decode_s": decode_s, "fetch_s": _since(start)}
-    stats = shards.write_shard(
-        out, source.name, index, rows, failures, durations=durations, metadata=metadata
+    for source, items_of_source in sources.items():
+        for index, items in shard_chunks(items_of_source, params.shard_size):
+            tally.shards_total += 1
+            if index % world != rank:
+                tally.shards_other_ranks += 1
+                continue
+            shards.remove_temp_files(out, source, index)
+            metadata = shard_metadata(items, params)
+            if _already_done(out, source, index, metadata):
+                tally.shards_skipped += 1
+                bar.total = max(bar.n, (bar.total or 0) - len(items))
+                bar.refresh()
+                continue
+            yield ShardJob(source, index, items, metadata)
+
+
+class Progress:
+    """Images done and failed so far in a run, counted by all its processes in shared memory."""
+
+    def __init__(self, ctx: BaseContext) -> None:
+        self._counts = ctx.Array("q", 2)  # images, failures; with a lock
+
+    def add(self, failed: bool) -> None:
+        with self._counts.get_lock():
+            self._counts[0] += 1
+            self._counts[1] += failed
+
+    def read(self) -> tuple[int, int]:
+        with self._counts.get_lock():
+            return self._counts[0], self._counts[1]
+
+
+class ShardFetcher:
+    """Fetches and commits whole shards, ``params.workers`` images in flight; one per process."""
+
+    def __init__(self, params: FetchParams, out: Path, progress: Progress) -> None:
+        self.params = params
+        self.out = out
+        self.progress = progress
+        self.readers = {NEWSIMAGES: filesystem("file").cat_file, YFCC: open_source(params)[0]}
+        self.pool = ThreadPoolExecutor(params.workers, thread_name_prefix="fetch")
+        self.rng = random.Random()  # backoff jitter only; each process seeds its own from the OS
+
+    def __call__(self, job: ShardJob) -> dict[str, Any]:
+        """Map the items through :func:`process` (in order), commit the shard, return its stats."""
+        start = time.perf_counter()
+        mapper = partial(process, read=self.readers[job.source], params=self.params, rng=self.rng)
+        rows: list[ImageRow] = []
+        failures: list[Failure] = []
+        read_s = decode_s = 0.0
+        for outcome in self.pool.map(mapper, job.items):
+            read_s += outcome.read_s
+            decode_s += outcome.decode_s
+            if outcome.row is not None:
+                rows.append(outcome.row)
+            if outcome.failure is not None:
+                failures.append(outcome.failure)
+            self.progress.add(failed=outcome.failure is not None)
+        durations = {"read_s": read_s, "decode_s": decode_s, "fetch_s": _since(start)}
+        return shards.write_shard(
+            self.out,
+            job.source,
+            job.index,
+            rows,
+            failures,
+            durations=durations,
+            metadata=job.metadata,
+        )
+
+    def close(self) -> None:
+        # Queued images are dropped: on Ctrl-C or an error a running shard stops at once.
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class ShardExecutor:
+    """Runs :class:`ShardJob` s on :class:`ShardFetcher` s, ``depth`` submitted at a time."""
+
+    submit: Callable[[ShardJob], Future[dict[str, Any]]]
+    progress: Progress
+    depth: int
+
+    def run(self, jobs: Iterable[ShardJob], bar: tqdm) -> Iterator[dict[str, Any]]:
+        """Each job's stats as it completes; ``bar`` follows the images of all processes.
+
+        Raises :class:`WorkerDiedError` when a process dies mid-shard (a crash in a decoder,
+        the kernel's OOM killer); the shards committed before are kept.
+        """
+        jobs = iter(jobs)
+        pending: dict[Future[dict[str, Any]], ShardJob] = {}
+        while True:
+            while len(pending) < self.depth and (job := next(jobs, None)) is not None:
+                pending[self.submit(job)] = job
+            if not pending:
+                return
+            done, _ = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
+            images, failed = self.progress.read()
+            bar.set_postfix(failed=failed, refresh=False)
+            bar.update(images - bar.n)
+            for future in done:
+                job = pending.pop(future)
+                try:
+                    yield future.result()
+                except BrokenProcessPool as err:
+                    shard = shards.shard_name(job.source, job.index)
+                    raise WorkerDiedError(
+                        f"a fetch process died while fetching {shard}"
+                        " (a crash in an image decoder, or killed for memory); the shards "
+                        "committed before are kept: run again to fetch the rest"
+                    ) from err
+
+
+@contextmanager
+def shard_executor(params: FetchParams, out: Path, processes: int) -> Iterator[ShardExecutor]:
+    """A :class:`ShardExecutor` over ``processes`` processes; with one, a thread of this one.
+
+    Processes are spawned, not forked (this process may already run threads: fsspec's event
+    loop, tqdm's monitor), and die with this one (see :func:`_die_with_parent`), so a killed run
+    leaves none behind still writing shards.
+    """
+    ctx = mp.get_context("spawn")
+    progress = Progress(ctx)
+    if processes == 1:
+        fetcher = ShardFetcher(params, out, progress)
+        pool = ThreadPoolExecutor(1, thread_name_prefix="fetch-shard")
+        try:
+            with _quiet_bomb_warnings():
+                yield ShardExecutor(partial(pool.submit, fetcher), progress, depth=1)
+        finally:
+            fetcher.close()  # first, so that a shard still running stops at its next image
+            pool.shutdown(wait=True, cancel_futures=True)
+        return
+    level = logging.getLogger("newsimg").getEffectiveLevel()
+    pool = ProcessPoolExecutor(
+        processes,
+        mp_context=ctx,
+        initializer=_start_worker,
+        initargs=(params, out, progress, os.getpid(), level),
     )
-    elapsed = _since(start)
+    try:
+        yield ShardExecutor(partial(pool.submit, _fetch_in_worker), progress, depth=processes)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_fetcher: ShardFetcher | None = None  # a worker process's own
+
+
+def _start_worker(
+    params: FetchParams, out: Path, progress: Progress, parent: int, log_level: int
+) -> None:
+    _die_with_parent(parent)
+    setup_logging(log_level)
+    # This process does nothing else: Pillow's warnings on big images stay off for its lifetime.
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    global _fetcher
+    _fetcher = ShardFetcher(params, out, progress)
+
+
+def _fetch_in_worker(job: ShardJob) -> dict[str, Any]:
+    assert _fetcher is not None, "not a fetch worker process"
+    return _fetcher(job)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux's PR_SET_PDEATHSIG).
+
+    Elsewhere a worker outliving a killed run finishes its shard, which is harmless (writes are
+    atomic, and a re-run writes the same bytes), but keeps the CPU busy.
+    """
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before prctl
+        os._exit(1)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask: SLURM's allocation, taskset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def shard_line(stats: Mapping[str, Any]) -> str:
+    """One readable log line of a committed shard's stats."""
+    seconds = stats["durations"]["fetch_s"] + stats["durations"]["write_s"]
     reasons = ", ".join(f"{k} {v}" for k, v in stats["status"].items() if k != "ok")
-    log.info(
-        "%s: %d ok, %d failed%s in %.1f s (%.0f images/s, %.1f MB)",
-        stats["shard"],
-        stats["ok"],
-        stats["failed"],
-        f" ({reasons})" if reasons else "",
-        elapsed,
-        len(items) / elapsed if elapsed > 0 else 0.0,
-        stats["bytes"] / 1e6,
+    return (
+        f"{stats['shard']}: {stats['ok']} ok, {stats['failed']} failed"
+        f"{f' ({reasons})' if reasons else ''} in {seconds:.1f} s "
+        f"({stats['attempted'] / seconds if seconds > 0 else 0.0:.0f} images/s, "
+        f"{stats['bytes'] / 1e6:.1f} MB)"
     )
-    return stats
 
 
 @dataclass
@@ -581,6 +820,7 @@ class Tally:
 
     rank: int
     world: int
+    processes: int = 1
     shards_total: int = 0
     shards_written: int = 0
     shards_skipped: int = 0
@@ -605,6 +845,7 @@ class Tally:
         return {
             "rank": self.rank,
             "world": self.world,
+            "processes": self.processes,
             "shards_total": self.shards_total,
             "shards_written": self.shards_written,
             "shards_skipped": self.shards_skipped,
@@ -643,16 +884,6 @@ def _check_failure_rate(summary: Mapping[str, Any], max_rate: float, out: Path) 
         f"The {summary['shards_written']} shards are written in {out}; "
         f"the failures are listed in its *_failures.parquet files"
     )
-
-
-@contextmanager
-def _thread_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="fetch")
-    try:
-        yield pool
-    finally:
-        # On Ctrl-C, drop the shard's queued images instead of fetching them all before exiting.
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextmanager

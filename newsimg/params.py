@@ -60,7 +60,8 @@ class FetchParams(Section):
     anon: bool = True  # unsigned requests, as the public YFCC bucket wants
     limit: PositiveInt | None = None  # fetch only the first N manifest rows (trial runs)
     shard_size: PositiveInt = 10_000
-    workers: PositiveInt = 32  # requests in flight
+    processes: PositiveInt | None = None  # per rank, sharing its shards; None: one per core
+    workers: PositiveInt = 32  # requests in flight per process
     timeout_s: Annotated[float, Field(gt=0)] = 30.0
     retries: Annotated[int, Field(ge=0)] = 5
     max_side: PositiveInt = 384  # longer side after resizing, as img2dataset does

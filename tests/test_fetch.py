@@ -598,18 +598,18 @@ def test_retries(fault_server: Any, fault: str, reason: str, attempts: set[int])
     server = fault_server(fault)
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     params = _params("s3://commons/data/images", endpoint_url=endpoint, retries=2, timeout_s=0.3)
-    fs, root = fetch.open_source(params)
+    read, root = fetch.open_source(params)
     with pytest.raises(fetch.Rejected) as err:
-        fetch.read_bytes(fs, f"{root}/abc/def/abcdef.jpg", params, random.Random(0))
+        fetch.read_bytes(read, f"{root}/abc/def/abcdef.jpg", params, random.Random(0))
     assert err.value.reason == reason
     assert server.requests in attempts
 
 
 def test_not_found_is_not_retried(inputs: Inputs) -> None:
     params = _params(inputs.bucket, retries=3)
-    fs, root = fetch.open_source(params)
+    read, root = fetch.open_source(params)
     with pytest.raises(fetch.Rejected, match="not_found"):
-        fetch.read_bytes(fs, f"{root}/nothing/here.jpg", params, random.Random(0))
+        fetch.read_bytes(read, f"{root}/nothing/here.jpg", params, random.Random(0))
 
 
 def _objects(bucket: Path) -> dict[str, bytes]:
