@@ -8,7 +8,7 @@
   that waits ``--latency-ms`` before answering each request;
 - the CPU ceiling: cores / (CPU per image of fetch.run + of the server), the most any
   concurrency can give on this machine, since the server shares its cores;
-- the reads alone (fetch.read_bytes in a pool of 64 threads), to show what the network side
+- the reads alone (fetch.read_bytes, 64 in flight), to show what the network side
   could give were decoding free;
 - fetch.normalise alone on one core: 1024x768 JPEGs (q90) -> 384 px, in images/s, and the
   bytes per stored image at 384 px q90 (for disk estimates).
@@ -23,6 +23,7 @@ JSON line of the key figures.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,15 +177,25 @@ def _cpu() -> float:
 
 
 def run_reads(objects: dict[str, bytes], n: int, server: Server, workers: int) -> float:
-    """Images/s of fetch.read_bytes alone (the network side) with ``workers`` threads."""
+    """Images/s of fetch.read_bytes alone (the network side), ``workers`` in flight."""
     p = params(server.endpoint, workers, shard_size=n)
-    read, root = fetch.open_source(p)
+    reader, root = fetch.open_source(p)
     paths = [f"{root}/{k.removeprefix(PREFIX + '/')}" for k in list(objects)[:n]]
     rng = random.Random(0)
-    with ThreadPoolExecutor(workers) as pool:
-        start = time.perf_counter()
-        sizes = list(pool.map(lambda path: len(fetch.read_bytes(read, path, p, rng)), paths))
-        seconds = time.perf_counter() - start
+
+    async def read_all() -> list[int]:
+        in_flight = asyncio.Semaphore(workers)
+
+        async def one(path: str) -> int:
+            async with in_flight:
+                return len(await fetch.read_bytes(read, path, p, rng))
+
+        async with reader as read:
+            return await asyncio.gather(*(one(path) for path in paths))
+
+    start = time.perf_counter()
+    sizes = asyncio.run(read_all())
+    seconds = time.perf_counter() - start
     assert all(sizes)
     return n / seconds
 
@@ -205,8 +216,8 @@ def run_normalise(seconds: float) -> tuple[float, float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--latency-ms", type=float, default=50.0)
-    parser.add_argument("--images", type=int, default=1500, help="images at 64 in flight")
-    parser.add_argument("--sequential-images", type=int, default=60)
+    parser.add_argument("--images", type=int, default=6000, help="images at 64 in flight")
+    parser.add_argument("--sequential-images", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=4.0, help="normalise timing window")
     parser.add_argument("--size", default="640x480", help="stored photos in the bucket")
     args = parser.parse_args(argv)

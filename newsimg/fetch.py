@@ -16,6 +16,7 @@ skipped, so a killed run re-run finishes the rest; ranks never write the same fi
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import hashlib
 import io
@@ -32,9 +33,10 @@ import time
 import urllib.parse
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import (
     FIRST_COMPLETED,
+    Executor,
     Future,
     ProcessPoolExecutor,
     ThreadPoolExecutor,
@@ -43,15 +45,14 @@ from concurrent.futures import (
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from itertools import count, islice
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import aiohttp
 import pyarrow as pa
-import urllib3
-from fsspec import filesystem
+from fsspec import AbstractFileSystem, filesystem
 from fsspec.core import split_protocol, url_to_fs
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
@@ -68,9 +69,11 @@ log = logging.getLogger(__name__)
 YFCC = "yfcc"
 NEWSIMAGES = "newsimages"
 S3_REGION = "us-west-2"  # the multimedia-commons bucket's region
-BACKOFF_BASE_S = 0.5  # first retry waits up to this long, doubling each time ("full jitter")
-BACKOFF_CAP_S = 20.0
+BACKOFF_CAP_S = 20.0  # the longest wait before a retry
 PROGRESS_INTERVAL_S = 0.25  # how often the bar reads the processes' shared counts
+# Threads per process that check and convert images. Pillow lets go of the GIL while decoding and
+# resizing, not while encoding: two keep a core busy.
+DECODE_THREADS = 2
 # Formats a photo can come in. Restricting them keeps Pillow from handing odd bodies to plugins
 # that shell out (EPS -> Ghostscript) or guess (TGA); anything else is "not_an_image".
 IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG covers MPO
@@ -181,9 +184,12 @@ def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dic
         params.workers,
     )
     tally = Tally(rank=rank, world=world, processes=processes)
-    with progress_bar(total, rank) as bar, shard_executor(params, out, processes) as executor:
+    with (
+        progress_bar(total, rank) as bar,
+        shard_executor(params, out, processes, bar) as executor,
+    ):
         jobs = pending_shards(sources, params, out, rank, world, tally, bar)
-        for stats in executor.run(jobs, bar):
+        for stats in executor.run(jobs):
             tally.add(stats)
             log.info("%s", shard_line(stats))
     summary = tally.summary()
@@ -249,8 +255,17 @@ def storage_options(params: FetchParams) -> dict[str, Any]:
     }
 
 
-Reader = Callable[[str], bytes]
-"""Reads one object's bytes by path; raises on failure (see :func:`classify_error`)."""
+class Reader(Protocol):
+    """Reads objects by path, ``await read(path)``, inside ``async with read:``.
+
+    Raises on failure; :func:`classify_error` tells the reasons apart.
+    """
+
+    async def __aenter__(self) -> Reader: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def __call__(self, path: str) -> bytes: ...
 
 
 def open_source(params: FetchParams) -> tuple[Reader, str]:
@@ -258,7 +273,7 @@ def open_source(params: FetchParams) -> tuple[Reader, str]:
 
     Anonymous S3 (``params.anon``, the public YFCC bucket) is read with plain HTTP GETs
     (:class:`PublicBucket`); signed S3 and every other fsspec URL (the sample's folder) through
-    fsspec.
+    fsspec (:class:`FileSystemReader`). A reader holds nothing until it is entered.
     """
     protocol, path = split_protocol(params.source)
     if protocol in ("s3", "s3a") and params.anon:
@@ -269,7 +284,7 @@ def open_source(params: FetchParams) -> tuple[Reader, str]:
         # s3fs retries timeouts and SlowDown itself (5 attempts, nested twice) and has no
         # constructor option for it; one attempt each leaves the policy to read_bytes().
         fs.retries = 1
-    return fs.cat_file, root.rstrip("/")
+    return FileSystemReader(fs, params.workers), root.rstrip("/")
 
 
 class HTTPStatusError(OSError):
@@ -282,14 +297,13 @@ class HTTPStatusError(OSError):
 
 
 class PublicBucket:
-    """GETs of a public bucket's objects over plain HTTP(S): unsigned S3 reads.
+    """GETs of a public bucket's objects over plain HTTP(S): unsigned S3 reads, with aiohttp.
 
     What s3fs sends for an anonymous read, less botocore's per-request work, which cost more CPU
-    than the GET itself: 0.5 ms per image against 1.15 ms at 64 in flight (bench/fetch.py).
-    AWS is addressed virtual-hosted style in the bucket's region (``S3_REGION``); an
-    ``endpoint_url`` path-style, as S3-compatible servers expect. Connections are kept alive, one
-    pool of ``params.workers``; urllib3's own retries and redirects are off: the retry policy is
-    :func:`read_bytes`'.
+    than the GET itself (bench/fetch.py). AWS is addressed virtual-hosted style in the bucket's
+    region (``S3_REGION``); an ``endpoint_url`` path-style, as S3-compatible servers expect.
+    Connections are kept alive, up to ``params.workers``; ``params.timeout_s`` bounds connecting
+    and each wait for data. The retry policy is :func:`read_bytes`'.
     """
 
     def __init__(self, bucket: str, params: FetchParams) -> None:
@@ -297,20 +311,54 @@ class PublicBucket:
             self.base = f"{params.endpoint_url.rstrip('/')}/{bucket}"
         else:
             self.base = f"https://{bucket}.s3.{S3_REGION}.amazonaws.com"
-        self.http = urllib3.PoolManager(
-            maxsize=params.workers,
-            timeout=urllib3.Timeout(connect=params.timeout_s, read=params.timeout_s),
-            retries=False,
+        self.connections = params.workers
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=params.timeout_s, sock_read=params.timeout_s
         )
+        self._session: aiohttp.ClientSession | None = None
 
-    def __call__(self, key: str) -> bytes:
+    async def __aenter__(self) -> PublicBucket:
+        connector = aiohttp.TCPConnector(limit=self.connections)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __call__(self, key: str) -> bytes:
+        assert self._session is not None, "use the reader inside `async with`"
         url = f"{self.base}/{urllib.parse.quote(key)}"
-        response = self.http.request("GET", url)
+        async with self._session.get(url) as response:
+            body = await response.read()
         if response.status != 200:
-            match = _S3_ERROR_CODE.search(response.data[:1024])
+            match = _S3_ERROR_CODE.search(body[:1024])
             code = match.group(1).decode("ascii", "replace") if match else None
             raise HTTPStatusError(response.status, code, url)
-        return response.data
+        return body
+
+
+class FileSystemReader:
+    """Reads through an fsspec filesystem's blocking API, ``workers`` at a time in threads."""
+
+    def __init__(self, fs: AbstractFileSystem, workers: int) -> None:
+        self.fs = fs
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def __aenter__(self) -> FileSystemReader:
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="read")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def __call__(self, path: str) -> bytes:
+        assert self._pool is not None, "use the reader inside `async with`"
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.fs.cat_file, path)
 
 
 def yfcc_items(manifest: Path, root: str, limit: int | None = None) -> Iterator[Item]:
@@ -407,44 +455,53 @@ def _already_done(out: Path, source: str, index: int, metadata: dict[str, str]) 
 # ---------------------------------------------------------------------------------------- mapper
 
 
-def process(item: Item, read: Reader, params: FetchParams, rng: random.Random) -> Outcome:
-    """Read, validate and normalise one image; never raises for a bad image."""
+async def process(
+    item: Item, read: Reader, params: FetchParams, rng: random.Random, decoder: Executor
+) -> Outcome:
+    """Read one image, then check and normalise it in ``decoder``; never raises for a bad image."""
     start = time.perf_counter()
     try:
-        data = read_bytes(read, item.path, params, rng)
+        data = await read_bytes(read, item.path, params, rng)
     except Rejected as rej:
         return Outcome(None, Failure(item.key, item.source, rej.reason), _since(start), 0.0)
-    read_done = time.perf_counter()
+    read_s = _since(start)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(decoder, convert, item, data, params, read_s)
+
+
+def convert(item: Item, data: bytes, params: FetchParams, read_s: float = 0.0) -> Outcome:
+    """The outcome of :func:`normalise` on ``item``'s bytes; never raises for a bad image."""
+    start = time.perf_counter()
     try:
         jpeg, width, height = normalise(data, params)
     except Rejected as rej:
-        failure = Failure(item.key, item.source, rej.reason)
-        return Outcome(None, failure, read_done - start, _since(read_done))
+        return Outcome(None, Failure(item.key, item.source, rej.reason), read_s, _since(start))
     except Exception as exc:  # a Pillow bug or an exotic file must cost one image, not the run
         log.debug("%s: %r", item.path, exc)
         failure = Failure(item.key, item.source, f"error: {type(exc).__name__}")
-        return Outcome(None, failure, read_done - start, _since(read_done))
+        return Outcome(None, failure, read_s, _since(start))
     row = ImageRow(item.key, item.source, item.photo_id, jpeg, width, height)
-    return Outcome(row, None, read_done - start, _since(read_done))
+    return Outcome(row, None, read_s, _since(start))
 
 
-def read_bytes(read: Reader, path: str, params: FetchParams, rng: random.Random) -> bytes:
+async def read_bytes(read: Reader, path: str, params: FetchParams, rng: random.Random) -> bytes:
     """The object's bytes, retrying transient failures ``params.retries`` times.
 
     Throttling (503 SlowDown), other 5xx, timeouts and dropped connections are retried after an
-    exponential backoff with full jitter (so that 32 threads do not retry in lockstep); not
-    found and forbidden are final. Raises :class:`Rejected` with the reason of the last error.
+    exponential backoff with full jitter (so that the requests in flight do not retry in
+    lockstep); not found and forbidden are final. Raises :class:`Rejected` with the reason of the
+    last error.
     """
     for attempt in range(params.retries + 1):
         try:
-            return read(path)
+            return await read(path)
         except Exception as exc:
             reason, retryable = classify_error(exc)
             if not retryable or attempt == params.retries:
                 raise Rejected(reason) from exc
-            delay = rng.uniform(0.0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+            delay = rng.uniform(0.0, min(BACKOFF_CAP_S, params.backoff_s * 2**attempt))
             log.debug("%s: %s (%r), retry %d in %.2f s", path, reason, exc, attempt + 1, delay)
-            time.sleep(delay)
+            await asyncio.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -633,7 +690,7 @@ def pending_shards(
             yield ShardJob(source, index, items, metadata)
 
 
-class Progress:
+class SharedProgress:
     """Images done and failed so far in a run, counted by all its processes in shared memory."""
 
     def __init__(self, ctx: BaseContext) -> None:
@@ -649,33 +706,53 @@ class Progress:
             return self._counts[0], self._counts[1]
 
 
-class ShardFetcher:
-    """Fetches and commits whole shards, ``params.workers`` images in flight; one per process."""
+class BarProgress:
+    """Images done and failed, straight onto the bar (one process)."""
 
-    def __init__(self, params: FetchParams, out: Path, progress: Progress) -> None:
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+        self.failed = 0
+
+    def add(self, failed: bool) -> None:
+        if failed:
+            self.failed += 1
+            self.bar.set_postfix(failed=self.failed, refresh=False)
+        self.bar.update(1)
+
+
+class ShardFetcher:
+    """Fetches and commits whole shards; one per process.
+
+    An event loop keeps ``params.workers`` images in flight (reading or being converted); the
+    reads are asynchronous, the conversions run in ``DECODE_THREADS`` threads (Pillow lets go
+    of the GIL while it decodes and resizes). Against a thread per request this halves the
+    Python work per image and takes ~17% off its CPU (bench/fetch.py).
+    """
+
+    def __init__(self, params: FetchParams, out: Path, progress: SharedProgress | BarProgress):
         self.params = params
         self.out = out
         self.progress = progress
-        self.readers = {NEWSIMAGES: filesystem("file").cat_file, YFCC: open_source(params)[0]}
-        self.pool = ThreadPoolExecutor(params.workers, thread_name_prefix="fetch")
+        self.readers = {
+            NEWSIMAGES: FileSystemReader(filesystem("file"), params.workers),
+            YFCC: open_source(params)[0],
+        }
+        self.decoder = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
         self.rng = random.Random()  # backoff jitter only; each process seeds its own from the OS
+        # In the main thread, the runner turns Ctrl-C into cancelling the shard's requests.
+        self.runner = asyncio.Runner()
 
     def __call__(self, job: ShardJob) -> dict[str, Any]:
-        """Map the items through :func:`process` (in order), commit the shard, return its stats."""
+        """Fetch the shard's items, commit the shard (rows in item order), return its stats."""
         start = time.perf_counter()
-        mapper = partial(process, read=self.readers[job.source], params=self.params, rng=self.rng)
-        rows: list[ImageRow] = []
-        failures: list[Failure] = []
-        read_s = decode_s = 0.0
-        for outcome in self.pool.map(mapper, job.items):
-            read_s += outcome.read_s
-            decode_s += outcome.decode_s
-            if outcome.row is not None:
-                rows.append(outcome.row)
-            if outcome.failure is not None:
-                failures.append(outcome.failure)
-            self.progress.add(failed=outcome.failure is not None)
-        durations = {"read_s": read_s, "decode_s": decode_s, "fetch_s": _since(start)}
+        outcomes = self.runner.run(self._fetch(job.items, self.readers[job.source]))
+        rows = [o.row for o in outcomes if o.row is not None]
+        failures = [o.failure for o in outcomes if o.failure is not None]
+        durations = {
+            "read_s": sum(o.read_s for o in outcomes),
+            "decode_s": sum(o.decode_s for o in outcomes),
+            "fetch_s": _since(start),
+        }
         return shards.write_shard(
             self.out,
             job.source,
@@ -686,21 +763,40 @@ class ShardFetcher:
             metadata=job.metadata,
         )
 
+    async def _fetch(self, items: list[Item], reader: Reader) -> list[Outcome]:
+        in_flight = asyncio.Semaphore(self.params.workers)
+
+        async def one(item: Item) -> Outcome:
+            try:
+                outcome = await process(item, read, self.params, self.rng, self.decoder)
+            finally:
+                in_flight.release()
+            self.progress.add(failed=outcome.failure is not None)
+            return outcome
+
+        async with reader as read, asyncio.TaskGroup() as group:
+            tasks = []
+            for item in items:  # a task per image in flight, not per image of the shard
+                await in_flight.acquire()
+                tasks.append(group.create_task(one(item)))
+        return [task.result() for task in tasks]
+
     def close(self) -> None:
-        # Queued images are dropped: on Ctrl-C or an error a running shard stops at once.
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.runner.close()
+        self.decoder.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
-class ShardExecutor:
-    """Runs :class:`ShardJob` s on :class:`ShardFetcher` s, ``depth`` submitted at a time."""
+class PooledShards:
+    """Runs :class:`ShardJob` s in a pool of processes, ``depth`` submitted at a time."""
 
-    submit: Callable[[ShardJob], Future[dict[str, Any]]]
-    progress: Progress
+    pool: ProcessPoolExecutor
+    progress: SharedProgress
+    bar: tqdm
     depth: int
 
-    def run(self, jobs: Iterable[ShardJob], bar: tqdm) -> Iterator[dict[str, Any]]:
-        """Each job's stats as it completes; ``bar`` follows the images of all processes.
+    def run(self, jobs: Iterable[ShardJob]) -> Iterator[dict[str, Any]]:
+        """Each job's stats as it completes; the bar follows the images of all processes.
 
         Raises :class:`WorkerDiedError` when a process dies mid-shard (a crash in a decoder,
         the kernel's OOM killer); the shards committed before are kept.
@@ -709,13 +805,13 @@ class ShardExecutor:
         pending: dict[Future[dict[str, Any]], ShardJob] = {}
         while True:
             while len(pending) < self.depth and (job := next(jobs, None)) is not None:
-                pending[self.submit(job)] = job
+                pending[self.pool.submit(_fetch_in_worker, job)] = job
             if not pending:
                 return
             done, _ = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
             images, failed = self.progress.read()
-            bar.set_postfix(failed=failed, refresh=False)
-            bar.update(images - bar.n)
+            self.bar.set_postfix(failed=failed, refresh=False)
+            self.bar.update(images - self.bar.n)
             for future in done:
                 job = pending.pop(future)
                 try:
@@ -729,26 +825,37 @@ class ShardExecutor:
                     ) from err
 
 
+@dataclass
+class InlineShards:
+    """Runs :class:`ShardJob` s one after the other in this process."""
+
+    fetcher: ShardFetcher
+
+    def run(self, jobs: Iterable[ShardJob]) -> Iterator[dict[str, Any]]:
+        for job in jobs:
+            yield self.fetcher(job)
+
+
 @contextmanager
-def shard_executor(params: FetchParams, out: Path, processes: int) -> Iterator[ShardExecutor]:
-    """A :class:`ShardExecutor` over ``processes`` processes; with one, a thread of this one.
+def shard_executor(
+    params: FetchParams, out: Path, processes: int, bar: tqdm
+) -> Iterator[PooledShards | InlineShards]:
+    """Where the shards are fetched: ``processes`` worker processes, or this one if 1.
 
     Processes are spawned, not forked (this process may already run threads: fsspec's event
     loop, tqdm's monitor), and die with this one (see :func:`_die_with_parent`), so a killed run
     leaves none behind still writing shards.
     """
-    ctx = mp.get_context("spawn")
-    progress = Progress(ctx)
     if processes == 1:
-        fetcher = ShardFetcher(params, out, progress)
-        pool = ThreadPoolExecutor(1, thread_name_prefix="fetch-shard")
+        fetcher = ShardFetcher(params, out, BarProgress(bar))
         try:
             with _quiet_bomb_warnings():
-                yield ShardExecutor(partial(pool.submit, fetcher), progress, depth=1)
+                yield InlineShards(fetcher)
         finally:
-            fetcher.close()  # first, so that a shard still running stops at its next image
-            pool.shutdown(wait=True, cancel_futures=True)
+            fetcher.close()
         return
+    ctx = mp.get_context("spawn")
+    progress = SharedProgress(ctx)
     level = logging.getLogger("newsimg").getEffectiveLevel()
     pool = ProcessPoolExecutor(
         processes,
@@ -757,7 +864,7 @@ def shard_executor(params: FetchParams, out: Path, processes: int) -> Iterator[S
         initargs=(params, out, progress, os.getpid(), level),
     )
     try:
-        yield ShardExecutor(partial(pool.submit, _fetch_in_worker), progress, depth=processes)
+        yield PooledShards(pool, progress, bar, depth=processes)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -766,7 +873,7 @@ _fetcher: ShardFetcher | None = None  # a worker process's own
 
 
 def _start_worker(
-    params: FetchParams, out: Path, progress: Progress, parent: int, log_level: int
+    params: FetchParams, out: Path, progress: SharedProgress, parent: int, log_level: int
 ) -> None:
     _die_with_parent(parent)
     setup_logging(log_level)

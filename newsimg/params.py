@@ -62,8 +62,10 @@ class FetchParams(Section):
     shard_size: PositiveInt = 10_000
     processes: PositiveInt | None = None  # per rank, sharing its shards; None: one per core
     workers: PositiveInt = 32  # requests in flight per process
-    timeout_s: Annotated[float, Field(gt=0)] = 30.0
-    retries: Annotated[int, Field(ge=0)] = 5
+    timeout_s: Annotated[float, Field(gt=0)] = 30.0  # connecting, and each wait for data
+    retries: Annotated[int, Field(ge=0)] = 5  # after throttling, 5xx, timeouts, dropped connections
+    # the first retry waits up to backoff_s, doubling with each (full jitter, at most 20 s)
+    backoff_s: Annotated[float, Field(ge=0)] = 0.5
     max_side: PositiveInt = 384  # longer side after resizing, as img2dataset does
     min_side: PositiveInt = 32  # smaller images are skipped
     quality: Annotated[int, Field(ge=1, le=100)] = 90  # JPEG quality of the stored bytes

@@ -6,6 +6,7 @@ moto's S3 server, and small HTTP servers that throttle, deny, stall or hang up f
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.server
 import io
@@ -199,6 +200,7 @@ def _params(source: str | Path, **kw: Any) -> FetchParams:
     values: dict[str, Any] = {
         "source": str(source),
         "shard_size": SHARD_SIZE,
+        "processes": 1,
         "workers": 4,
         "timeout_s": 5.0,
         "retries": 1,
@@ -598,18 +600,27 @@ def test_retries(fault_server: Any, fault: str, reason: str, attempts: set[int])
     server = fault_server(fault)
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     params = _params("s3://commons/data/images", endpoint_url=endpoint, retries=2, timeout_s=0.3)
-    read, root = fetch.open_source(params)
     with pytest.raises(fetch.Rejected) as err:
-        fetch.read_bytes(read, f"{root}/abc/def/abcdef.jpg", params, random.Random(0))
+        _read(params, "abc/def/abcdef.jpg")
     assert err.value.reason == reason
     assert server.requests in attempts
 
 
 def test_not_found_is_not_retried(inputs: Inputs) -> None:
     params = _params(inputs.bucket, retries=3)
-    read, root = fetch.open_source(params)
     with pytest.raises(fetch.Rejected, match="not_found"):
-        fetch.read_bytes(read, f"{root}/nothing/here.jpg", params, random.Random(0))
+        _read(params, "nothing/here.jpg")
+
+
+def _read(params: FetchParams, path: str) -> bytes:
+    """fetch.read_bytes of ``path`` under the source's root, with its retry policy."""
+    reader, root = fetch.open_source(params)
+
+    async def read() -> bytes:
+        async with reader as read:
+            return await fetch.read_bytes(read, f"{root}/{path}", params, random.Random(0))
+
+    return asyncio.run(read())
 
 
 def _objects(bucket: Path) -> dict[str, bytes]:
@@ -621,12 +632,11 @@ def _objects(bucket: Path) -> dict[str, bytes]:
 
 
 def test_throttled_and_stalled_requests_are_retried_or_recorded(
-    inputs: Inputs, fetched: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    inputs: Inputs, fetched: tuple[Path, dict], tmp_path: Path
 ) -> None:
     """Through a loopback S3 server that throttles (503 SlowDown), fails (500) or stalls past the
     timeout: a request that recovers within the retries is stored, one that never does is a
     failure with the last reason, and nothing else changes."""
-    monkeypatch.setattr(fetch, "BACKOFF_BASE_S", 0.02)  # the policy, with shorter waits
     name_of = {c.hash: c.name for c in CASES}
     plan = {  # case: (fault, on how many attempts)
         "landscape": ("slow_down", 2),
@@ -649,6 +659,7 @@ def test_throttled_and_stalled_requests_are_retried_or_recorded(
             endpoint_url=server.endpoint,
             retries=2,
             timeout_s=0.3,
+            backoff_s=0.02,  # the policy, with shorter waits
         )
     attempts = {name: server.attempts[f"data/images/{_case(name).key}"] for name in plan}
     assert attempts == {"landscape": 3, "portrait": 2, "cmyk": 2, "small": 3, "palette": 3}
