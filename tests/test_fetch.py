@@ -22,6 +22,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -409,6 +410,28 @@ def test_two_ranks_make_the_same_shards_as_one(
     assert shards.read_failures(tmp_path).equals(shards.read_failures(single))
 
 
+def test_worker_processes_make_the_same_shards_as_one(
+    inputs: Inputs, fetched: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """Three spawned processes share out the five shards; files, rows and counts are those of
+    the in-process run."""
+    single, single_summary = fetched
+    summary = _fetch(inputs, tmp_path, processes=3)
+    assert (single_summary["processes"], summary["processes"]) == (1, 3)
+    drop = ("processes", "seconds", "images_per_s")
+    assert {k: v for k, v in summary.items() if k not in drop} == {
+        k: v for k, v in single_summary.items() if k not in drop
+    }
+    expected, got = _contents(single), _contents(tmp_path)
+    assert got.keys() == expected.keys()
+    for name, table in expected.items():
+        assert got[name].equals(table), name
+    assert shards.read_failures(tmp_path).equals(shards.read_failures(single))
+    # At most one process per shard of the rank; none starts when every shard is done.
+    again = _fetch(inputs, tmp_path, processes=8)
+    assert (again["processes"], again["shards_skipped"], again["attempted"]) == (5, 5, 0)
+
+
 def test_slurm_variables_pick_the_rank(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fetch.rank_world() == (0, 1)
     monkeypatch.setenv("SLURM_PROCID", "3")
@@ -492,11 +515,13 @@ def s3_bucket(inputs: Inputs) -> Iterator[str]:
             server.stop()
 
 
+@pytest.mark.parametrize("anon", [True, False], ids=["public-http", "signed-s3fs"])
 def test_s3_gives_the_same_shards_as_the_folder(
-    inputs: Inputs, fetched: tuple[Path, dict], s3_bucket: str, tmp_path: Path
+    anon: bool, inputs: Inputs, fetched: tuple[Path, dict], s3_bucket: str, tmp_path: Path
 ) -> None:
     single, _ = fetched
-    summary = _fetch(inputs, tmp_path, source="s3://commons/data/images", endpoint_url=s3_bucket)
+    source = "s3://commons/data/images"
+    summary = _fetch(inputs, tmp_path, source=source, endpoint_url=s3_bucket, anon=anon)
     assert summary["status"]["not_found"] == 1
     # Every planted fault lands in the failures table with its reason, every good image in a shard.
     reasons = {f["key"]: f["reason"] for f in shards.read_failures(tmp_path).to_pylist()}
@@ -596,10 +621,28 @@ def fault_server() -> Iterator[Any]:
         ("deny", "forbidden", {1}),  # 403: never retried
     ],
 )
-def test_retries(fault_server: Any, fault: str, reason: str, attempts: set[int]) -> None:
+@pytest.mark.parametrize("anon", [True, False], ids=["public-http", "signed-s3fs"])
+def test_retries(
+    fault_server: Any,
+    fault: str,
+    reason: str,
+    attempts: set[int],
+    anon: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both S3 readers: plain GETs for a public bucket, s3fs for signed requests."""
+    for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(var, value)
     server = fault_server(fault)
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    params = _params("s3://commons/data/images", endpoint_url=endpoint, retries=2, timeout_s=0.3)
+    params = _params(
+        "s3://commons/data/images",
+        endpoint_url=endpoint,
+        anon=anon,
+        retries=2,
+        timeout_s=0.3,
+        backoff_s=0.05,
+    )
     with pytest.raises(fetch.Rejected) as err:
         _read(params, "abc/def/abcdef.jpg")
     assert err.value.reason == reason
@@ -703,11 +746,12 @@ class ProcInputs:
         h = self.hashes[row]
         return f"data/images/{h[0:3]}/{h[3:6]}/{h}.jpg"
 
-    def params_file(self, folder: Path) -> Path:
+    def params_file(self, folder: Path, processes: int) -> Path:
         values = {
             "source": "s3://commons/data/images",
             "endpoint_url": self.server.endpoint,
             "shard_size": PROC_SHARD,
+            "processes": processes,
             "workers": 2,
             "timeout_s": 10.0,
             "retries": 1,
@@ -752,7 +796,7 @@ def proc_reference(proc_inputs: ProcInputs, tmp_path_factory: pytest.TempPathFac
     return out
 
 
-def _start_stage(p: ProcInputs, out: Path, **env: str) -> subprocess.Popen[str]:
+def _start_stage(p: ProcInputs, out: Path, processes: int = 1, **env: str) -> subprocess.Popen[str]:
     """``python stages/fetch.py`` as dvc.yaml runs it, with its own params file."""
     environ = {k: v for k, v in os.environ.items() if k not in RANK_VARS}
     environ |= {"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
@@ -760,7 +804,7 @@ def _start_stage(p: ProcInputs, out: Path, **env: str) -> subprocess.Popen[str]:
     cmd = [
         sys.executable,
         str(ROOT / "stages" / "fetch.py"),
-        f"--params={p.params_file(out.parent)}",
+        f"--params={p.params_file(out.parent, processes)}",
         f"--manifest={p.inputs.manifest}",
         f"--newsimages={p.inputs.newsimages}",
         f"--out={out}",
@@ -778,8 +822,8 @@ def _finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(line.split("fetch summary: ", 1)[1])
 
 
-def _run_stage(p: ProcInputs, out: Path, **env: str) -> dict[str, Any]:
-    return _finish(_start_stage(p, out, **env))
+def _run_stage(p: ProcInputs, out: Path, processes: int = 1, **env: str) -> dict[str, Any]:
+    return _finish(_start_stage(p, out, processes, **env))
 
 
 def _assert_same_shards(got: Path, expected: Path) -> None:
@@ -796,12 +840,11 @@ def _assert_same_shards(got: Path, expected: Path) -> None:
     assert not list(got.glob(".*")), "temporary files left"
 
 
-def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(
-    proc_inputs: ProcInputs, proc_reference: Path, tmp_path: Path
-) -> None:
-    """The first run is held inside yfcc shard 3 (its requests wait on a gate) after shards 0-2
-    are committed, killed there with SIGKILL, and run again to the end."""
-    gated = {proc_inputs.key(r) for r in range(3 * PROC_SHARD, 4 * PROC_SHARD)}
+@contextmanager
+def _held_from_shard_3(p: ProcInputs) -> Iterator[threading.Event]:
+    """Requests for yfcc shards 3 and later wait on a gate until the block ends; yields an event
+    set when the first of them arrives."""
+    gated = {p.key(r) for r in range(3 * PROC_SHARD, PROC_ROWS)}
     gate, reached = threading.Event(), threading.Event()
 
     def hold(key: str, attempt: int) -> None:
@@ -810,34 +853,83 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(
             gate.wait(30)
         return None
 
-    server = proc_inputs.server
-    server.fault = hold
-    out = tmp_path / "out"
+    p.server.fault = hold
     try:
-        proc = _start_stage(proc_inputs, out)
-        deadline = time.monotonic() + 30
-        while not (reached.is_set() and (out / "yfcc-00002.parquet").exists()):
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the run never reached shard 3"
-            time.sleep(0.02)
+        yield reached
+    finally:
+        gate.set()
+        p.server.fault = None
+
+
+def _wait_until_held(proc: subprocess.Popen[str], reached: threading.Event, out: Path) -> None:
+    """Until shards 0-2 are committed and a request of a later one waits at the gate."""
+    deadline = time.monotonic() + 30
+    while not (reached.is_set() and (out / "yfcc-00002.parquet").exists()):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the run never reached shard 3"
+        time.sleep(0.02)
+
+
+def _committed(out: Path) -> list[str]:
+    return [p.name for p in shards.list_shards(out)]
+
+
+FIRST_THREE = ["newsimages-00000.parquet"] + [f"yfcc-{i:05d}.parquet" for i in range(3)]
+
+
+def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(
+    proc_inputs: ProcInputs, proc_reference: Path, tmp_path: Path
+) -> None:
+    """A run of 2 worker processes is held inside yfcc shards 3 and 4 after shards 0-2 are
+    committed, killed there with SIGKILL (its workers die with it), and run again to the end."""
+    psutil = pytest.importorskip("psutil")
+    out = tmp_path / "out"
+    with _held_from_shard_3(proc_inputs) as reached:
+        proc = _start_stage(proc_inputs, out, processes=2)
+        _wait_until_held(proc, reached, out)
+        children = psutil.Process(proc.pid).children(recursive=True)
         proc.kill()  # SIGKILL: no handler, no cleanup
         proc.communicate(timeout=30)
         assert proc.returncode == -signal.SIGKILL
-    finally:
-        gate.set()
-        server.fault = None
-    done = [p.name for p in shards.list_shards(out)]
-    assert done == ["newsimages-00000.parquet"] + [f"yfcc-{i:05d}.parquet" for i in range(3)]
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, "processes outlived the killed run"
+    assert _committed(out) == FIRST_THREE
 
-    server.reset_counts()
-    summary = _run_stage(proc_inputs, out)
+    proc_inputs.server.reset_counts()
+    summary = _run_stage(proc_inputs, out, processes=2)
 
     assert (summary["shards_skipped"], summary["shards_written"]) == (4, 5)
     finished_rows = {proc_inputs.key(r) for r in range(3 * PROC_SHARD)}
-    assert not finished_rows & set(server.log), "a committed shard was fetched again"
+    assert not finished_rows & set(proc_inputs.server.log), "a committed shard was fetched again"
     _assert_same_shards(out, proc_reference)
     keys = [k for p in shards.list_shards(out) for k in shards.read_keys(p)]
     assert len(keys) == len(set(keys)) == PROC_ROWS - len(PROC_BAD) + 2
+
+
+def test_a_worker_that_dies_fails_the_run_and_a_rerun_completes_it(
+    proc_inputs: ProcInputs, proc_reference: Path, tmp_path: Path
+) -> None:
+    """A worker process killed mid-shard (as a decoder crash or the OOM killer would): the run
+    exits 1 naming the shard, keeps what was committed, and a re-run finishes the rest."""
+    psutil = pytest.importorskip("psutil")
+    out = tmp_path / "out"
+    with _held_from_shard_3(proc_inputs) as reached:
+        proc = _start_stage(proc_inputs, out, processes=2)
+        _wait_until_held(proc, reached, out)
+        workers = [
+            c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())
+        ]
+        assert len(workers) == 2
+        workers[0].kill()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err
+    assert "error: a fetch process died while fetching yfcc-0000" in err
+    assert _committed(out) == FIRST_THREE
+
+    summary = _run_stage(proc_inputs, out)
+
+    assert (summary["shards_skipped"], summary["shards_written"]) == (4, 5)
+    _assert_same_shards(out, proc_reference)
 
 
 def test_two_ranks_at_once_make_the_same_shards_as_one(
@@ -875,7 +967,9 @@ def test_two_ranks_at_once_make_the_same_shards_as_one(
 # ------------------------------------------------------------------------------ progress
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_progress_bar_counts_this_ranks_images_and_failures(
+    processes: int,
     inputs: Inputs,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -887,7 +981,7 @@ def test_progress_bar_counts_this_ranks_images_and_failures(
         fetch, "tqdm", lambda *a, **kw: real_tqdm(*a, **(kw | {"disable": False, "file": buf}))
     )
     with caplog.at_level("INFO", logger="newsimg.fetch"):
-        _fetch(inputs, tmp_path)
+        _fetch(inputs, tmp_path, processes=processes)
     total = len(CASES) + len(NEWS)
     done = [r.getMessage() for r in caplog.records if " done: " in r.getMessage()]
     assert len(done) == 1
@@ -900,7 +994,7 @@ def test_progress_bar_counts_this_ranks_images_and_failures(
     buf.seek(0)
     buf.truncate()
     (tmp_path / "yfcc-00002.parquet").unlink()
-    _fetch(inputs, tmp_path)  # the finished shards are taken off the total
+    _fetch(inputs, tmp_path, processes=processes)  # the finished shards are off the total
     last = buf.getvalue().split("\r")[-1]
     assert f"{SHARD_SIZE}/{SHARD_SIZE}" in last
 
