@@ -58,7 +58,8 @@ def bench_fetch(data: Path, repeat: int) -> tuple[float, float]:
         with tempfile.TemporaryDirectory() as tmp:
             empty = Path(tmp) / "none"
             empty.mkdir()
-            params = FetchParams(source=str(bucket), shard_size=500, workers=8)
+            # One process: spawned workers would re-import this script, torch and all.
+            params = FetchParams(source=str(bucket), shard_size=500, processes=1, workers=8)
             fetch.run(params, data / "yfcc/manifest.txt", empty, Path(tmp) / "shards")
         return len(rows)
 
