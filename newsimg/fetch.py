@@ -910,10 +910,15 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def failure_reasons(status: Mapping[str, int]) -> str:
+    """``"not_found 3, timeout 1"``: the counts by status, less ``ok``."""
+    return ", ".join(f"{k} {v}" for k, v in status.items() if k != "ok")
+
+
 def shard_line(stats: Mapping[str, Any]) -> str:
     """One readable log line of a committed shard's stats."""
     seconds = stats["durations"]["fetch_s"] + stats["durations"]["write_s"]
-    reasons = ", ".join(f"{k} {v}" for k, v in stats["status"].items() if k != "ok")
+    reasons = failure_reasons(stats["status"])
     return (
         f"{stats['shard']}: {stats['ok']} ok, {stats['failed']} failed"
         f"{f' ({reasons})' if reasons else ''} in {seconds:.1f} s "
@@ -971,7 +976,7 @@ class Tally:
 
 def summary_line(summary: Mapping[str, Any]) -> str:
     """One readable line of a :func:`run` summary, for the end of the log."""
-    reasons = ", ".join(f"{k} {v}" for k, v in summary["status"].items() if k != "ok")
+    reasons = failure_reasons(summary["status"])
     return (
         f"fetch rank {summary['rank']} of {summary['world']} done: "
         f"{summary['shards_written']} shards written, {summary['shards_skipped']} already done, "
@@ -985,7 +990,7 @@ def summary_line(summary: Mapping[str, Any]) -> str:
 def _check_failure_rate(summary: Mapping[str, Any], max_rate: float, out: Path) -> None:
     if summary["failure_rate"] <= max_rate:
         return
-    reasons = ", ".join(f"{k} {v}" for k, v in summary["status"].items() if k != "ok")
+    reasons = failure_reasons(summary["status"])
     raise TooManyFailuresError(
         f"{summary['failed']} of {summary['attempted']} images failed "
         f"({summary['failure_rate']:.1%} > fetch.max_failure_rate {max_rate:.1%}): {reasons}. "
