@@ -320,7 +320,11 @@ class PublicBucket:
 
     async def __aenter__(self) -> PublicBucket:
         connector = aiohttp.TCPConnector(limit=self.connections)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
+        # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they did to botocore (compute nodes
+        # often reach S3 through a proxy).
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self.timeout, trust_env=True
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:

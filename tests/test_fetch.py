@@ -655,6 +655,22 @@ def test_not_found_is_not_retried(inputs: Inputs) -> None:
         _read(params, "nothing/here.jpg")
 
 
+def test_public_bucket_reads_go_through_the_proxy_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP_PROXY applies, as on compute nodes that reach S3 through one: the loopback server
+    answers as the proxy for an endpoint that does not resolve (a forward proxy gets the
+    absolute URL and serves it)."""
+    key = "data/images/abc/def/abcdef.jpg"
+    with serving(BucketServer({key: b"via the proxy"})) as proxy:
+        for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.endpoint)
+        params = _params("s3://commons/data/images", endpoint_url="http://bucket.invalid:9000")
+        assert _read(params, "abc/def/abcdef.jpg") == b"via the proxy"
+        assert proxy.log == [key]
+
+
 def _read(params: FetchParams, path: str) -> bytes:
     """fetch.read_bytes of ``path`` under the source's root, with its retry policy."""
     reader, root = fetch.open_source(params)
