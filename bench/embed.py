@@ -25,14 +25,13 @@ import contextlib
 import json
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from synthetic import jpeg, random_clip
+from timing import best_rate
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -65,15 +64,6 @@ def write_shards(directory: Path, blobs: list[bytes], per_shard: int) -> None:
             for i, b in enumerate(blobs[start : start + per_shard])
         ]
         shards.write_shard(directory, "yfcc", index, rows, [])
-
-
-def best_rate(n: int, fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return n / best
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from timing import best_rate
 
 from newsimg import index
 from newsimg.params import IndexParams
@@ -66,12 +67,7 @@ def queries(args: argparse.Namespace, centres: np.ndarray, rng) -> dict[str, np.
 def matmul_gflops(dim: int, nq: int, rows: int, repeats: int = 3) -> float:
     """The machine's float32 matmul throughput on the exact search's block shape (best of 3)."""
     q, b = torch.randn(nq, dim), torch.randn(rows, dim)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        q @ b.T
-        best = min(best, time.perf_counter() - t0)
-    return 2 * nq * dim * rows / best / 1e9
+    return best_rate(2 * nq * dim * rows / 1e9, lambda: q @ b.T, repeats)
 
 
 def timed_search(

@@ -16,28 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from synthetic import jpeg, random_clip
+from timing import best_rate
 from transformers import CLIPModel
 
 from newsimg import clip
 
 WORDS = ["the", "council", "met", "on", "tuesday", "to", "discuss", "three", "red", "kites",
          "over", "the", "snowy", "harbour"]  # fmt: skip
-
-
-def per_second(repeat: int, n: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return n / best
 
 
 def jpegs(n: int, size: tuple[int, int] = (1600, 1200)) -> list[bytes]:
@@ -68,16 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         return lambda: model.get_text_features(input_ids=ids)
 
     with torch.inference_mode():
-        text_b = per_second(args.repeat, len(texts), encode(big))
-        text_tiny = per_second(args.repeat, len(texts), encode(tiny))
+        text_b = best_rate(len(texts), encode(big), args.repeat)
+        text_tiny = best_rate(len(texts), encode(tiny), args.repeat)
         data = jpegs(24)
-        exact = per_second(
-            args.repeat, len(data), lambda: [clip.decode_and_preprocess(d, 224) for d in data]
+        exact = best_rate(
+            len(data), lambda: [clip.decode_and_preprocess(d, 224) for d in data], args.repeat
         )
-        fast = per_second(
-            args.repeat,
+        fast = best_rate(
             len(data),
             lambda: [clip.decode_and_preprocess(d, 224, fast=True) for d in data],
+            args.repeat,
         )
         a = np.stack([clip.decode_and_preprocess(d, 224) for d in data[:8]])
         b = np.stack([clip.decode_and_preprocess(d, 224, fast=True) for d in data[:8]])
