@@ -303,8 +303,9 @@ class PublicBucket:
     What s3fs sends for an anonymous read, less botocore's per-request work, which cost more CPU
     than the GET itself (bench/fetch.py). AWS is addressed virtual-hosted style in the bucket's
     region (``S3_REGION``); an ``endpoint_url`` path-style, as S3-compatible servers expect.
-    Connections are kept alive, up to ``params.workers``; ``params.timeout_s`` bounds connecting
-    and each wait for data. The retry policy is :func:`read_bytes`'.
+    Connections are kept alive, up to ``params.workers``; ``params.timeout_s`` bounds each
+    request, from connecting to the last byte (a server that trickles bytes is cut off too). The
+    retry policy is :func:`read_bytes`'.
     """
 
     def __init__(self, bucket: str, params: FetchParams) -> None:
@@ -314,7 +315,7 @@ class PublicBucket:
             self.base = f"https://{bucket}.s3.{S3_REGION}.amazonaws.com"
         self.connections = params.workers
         self.timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=params.timeout_s, sock_read=params.timeout_s
+            total=params.timeout_s, sock_connect=params.timeout_s, sock_read=params.timeout_s
         )
         self._session: aiohttp.ClientSession | None = None
 

@@ -62,7 +62,7 @@ class FetchParams(Section):
     shard_size: PositiveInt = 10_000
     processes: PositiveInt | None = None  # per rank, sharing its shards; None: one per core
     workers: PositiveInt = 32  # requests in flight per process
-    timeout_s: Annotated[float, Field(gt=0)] = 30.0  # connecting, and each wait for data
+    timeout_s: Annotated[float, Field(gt=0)] = 30.0  # per request (signed S3: per socket wait)
     retries: Annotated[int, Field(ge=0)] = 5  # after throttling, 5xx, timeouts, dropped connections
     # the first retry waits up to backoff_s, doubling with each (full jitter, at most 20 s)
     backoff_s: Annotated[float, Field(ge=0)] = 0.5

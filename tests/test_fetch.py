@@ -563,6 +563,19 @@ class _FaultyS3(http.server.BaseHTTPRequestHandler):
             return
         if server.fault == "stall":
             server.release.wait(5)
+        if server.fault == "trickle":  # a byte every 50 ms: each wait is short, the whole is not
+            self.send_response(200)
+            self.send_header("Content-Length", "40")
+            self.end_headers()
+            for _ in range(40):
+                if server.release.wait(0.05):
+                    return
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    return
+            return
         status, code = {
             "slow_down": (503, "SlowDown"),
             "stall": (200, ""),
@@ -647,6 +660,20 @@ def test_retries(
         _read(params, "abc/def/abcdef.jpg")
     assert err.value.reason == reason
     assert server.requests in attempts
+
+
+def test_a_response_that_trickles_in_times_out(fault_server: Any) -> None:
+    """timeout_s bounds the whole request for the public bucket, not only each wait."""
+    server = fault_server("trickle")
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    params = _params(
+        "s3://commons/data/images", endpoint_url=endpoint, retries=1, timeout_s=0.5, backoff_s=0
+    )
+    start = time.monotonic()
+    with pytest.raises(fetch.Rejected, match="timeout"):
+        _read(params, "abc/def/abcdef.jpg")
+    assert server.requests == 2
+    assert time.monotonic() - start < 1.9  # 2 x 0.5 s, not 2 x the 2 s the body takes
 
 
 def test_not_found_is_not_retried(inputs: Inputs) -> None:
