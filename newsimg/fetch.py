@@ -33,8 +33,8 @@ import sys
 import time
 import urllib.parse
 import warnings
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import (
     FIRST_COMPLETED,
     Executor,
@@ -46,6 +46,7 @@ from concurrent.futures import (
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import count, islice
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -75,6 +76,8 @@ PROGRESS_INTERVAL_S = 0.25  # how often the bar reads the processes' shared coun
 # Threads per process that check and convert images. Pillow lets go of the GIL while decoding and
 # resizing, not while encoding: two keep a core busy.
 DECODE_THREADS = 2
+# A shard whose process dies this many times while it runs alone is given up: a poison image.
+MAX_SOLO_DEATHS = 2
 # Formats a photo can come in. Restricting them keeps Pillow from handing odd bodies to plugins
 # that shell out (EPS -> Ghostscript) or guess (TGA); anything else is "not_an_image".
 IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG covers MPO
@@ -144,14 +147,15 @@ def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dic
     out among ``params.processes`` processes, each with ``params.workers`` requests in flight.
 
     The summary holds ``rank``, ``world``, ``processes``, shard counts (``shards_total`` over all
-    ranks, ``shards_written``, ``shards_skipped`` already complete, ``shards_other_ranks``), image
-    counts of the shards written in this run (``attempted``, ``ok``, ``failed``, ``status`` by
-    reason, ``bytes``), ``failure_rate``, ``seconds`` and ``images_per_s``.
+    ranks, ``shards_written``, ``shards_skipped`` already complete, ``shards_other_ranks``,
+    ``shards_given_up`` by name), image counts of the shards written in this run (``attempted``,
+    ``ok``, ``failed``, ``status`` by reason, ``bytes``), ``failure_rate``, ``seconds`` and
+    ``images_per_s``.
 
-    Raises :class:`InputError` for missing inputs or a malformed manifest line,
-    :class:`TooManyFailuresError` when ``failed / attempted > params.max_failure_rate`` over the
-    shards written in this run, after every shard has been written, and :class:`WorkerDiedError`
-    when a process dies mid-shard (the shards committed before are kept).
+    Raises :class:`InputError` for missing inputs or a malformed manifest line; after every
+    other shard has been written, :class:`WorkerDiedError` when shards were given up because
+    their processes kept dying (see :class:`PooledShards`), and :class:`TooManyFailuresError`
+    when ``failed / attempted > params.max_failure_rate`` over the shards written in this run.
     """
     manifest, newsimages, out = Path(manifest), Path(newsimages), Path(out)
     if not manifest.is_file():
@@ -193,9 +197,16 @@ def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dic
         for stats in executor.run(jobs):
             tally.add(stats)
             log.info("%s", shard_line(stats))
+        tally.given_up = executor.given_up
     summary = tally.summary()
     log.info("%s", summary_line(summary))
     log.info("fetch summary: %s", json.dumps(summary))
+    if tally.given_up:
+        raise WorkerDiedError(
+            f"fetch processes died {MAX_SOLO_DEATHS} times on each of {', '.join(tally.given_up)}"
+            " while it ran alone (a crash in an image decoder, or out of memory): given up. "
+            f"Every other shard is written in {out}; run again to retry them"
+        )
     _check_failure_rate(summary, params.max_failure_rate, out)
     return summary
 
@@ -697,10 +708,14 @@ def pending_shards(
 
 
 class SharedProgress:
-    """Images done and failed so far in a run, counted by all its processes in shared memory."""
+    """Images done and failed of the shards in flight, counted by all processes in shared memory."""
 
     def __init__(self, ctx: BaseContext) -> None:
         self._counts = ctx.Array("q", 2)  # images, failures; with a lock
+
+    def reset(self) -> None:
+        with self._counts.get_lock():
+            self._counts[0] = self._counts[1] = 0
 
     def add(self, failed: bool) -> None:
         with self._counts.get_lock():
@@ -792,43 +807,104 @@ class ShardFetcher:
         self.decoder.shutdown(wait=True, cancel_futures=True)
 
 
-@dataclass
 class PooledShards:
-    """Runs :class:`ShardJob` s in a pool of processes, ``depth`` submitted at a time."""
+    """Runs :class:`ShardJob` s in a pool of worker processes, one per process at a time.
 
-    pool: ProcessPoolExecutor
-    progress: SharedProgress
-    bar: tqdm
-    depth: int
+    A worker that dies (a crash in an image decoder, the OOM killer) breaks the pool, and every
+    shard in flight with it. The pool is then started again and those shards run again, one at a
+    time, so that a death can be pinned on one shard: a shard whose process dies
+    ``MAX_SOLO_DEATHS`` times while it runs alone is given up (:attr:`given_up`), and the others
+    go on. Nothing of a shard is committed before it is complete, so nothing is lost or doubled.
+    """
+
+    def __init__(
+        self,
+        start_pool: Callable[[], ProcessPoolExecutor],
+        processes: int,
+        progress: SharedProgress,
+        bar: tqdm,
+    ) -> None:
+        self.start_pool = start_pool
+        self.pool = start_pool()
+        self.depth = processes
+        self.progress = progress  # counts since the pool was (re)started
+        self.bar = bar
+        self.given_up: list[str] = []  # shard names
+        self._committed = [0, 0]  # images and failures of the shards committed so far
+        self._base = [0, 0]  # the same, when the pool was last restarted
 
     def run(self, jobs: Iterable[ShardJob]) -> Iterator[dict[str, Any]]:
-        """Each job's stats as it completes; the bar follows the images of all processes.
-
-        Raises :class:`WorkerDiedError` when a process dies mid-shard (a crash in a decoder,
-        the kernel's OOM killer); the shards committed before are kept.
-        """
-        jobs = iter(jobs)
+        """Each job's stats as it completes; the bar follows the images of all processes."""
+        fresh = iter(jobs)
+        suspects: deque[ShardJob] = deque()  # in flight when a process died: run alone
+        solo_deaths: Counter[str] = Counter()
         pending: dict[Future[dict[str, Any]], ShardJob] = {}
+        solo = False  # a suspect is running: nothing else starts beside it
         while True:
-            while len(pending) < self.depth and (job := next(jobs, None)) is not None:
-                pending[self.pool.submit(_fetch_in_worker, job)] = job
+            if not pending:
+                solo = False
+                if suspects:
+                    job = suspects.popleft()
+                    pending[self.pool.submit(_fetch_in_worker, job)] = job
+                    solo = True
+            if not solo:
+                while len(pending) < self.depth and (job := next(fresh, None)) is not None:
+                    pending[self.pool.submit(_fetch_in_worker, job)] = job
             if not pending:
                 return
+            alone = len(pending) == 1
             done, _ = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
-            images, failed = self.progress.read()
-            self.bar.set_postfix(failed=failed, refresh=False)
-            self.bar.update(images - self.bar.n)
+            broken = False
             for future in done:
                 job = pending.pop(future)
                 try:
-                    yield future.result()
-                except BrokenProcessPool as err:
-                    shard = shards.shard_name(job.source, job.index)
-                    raise WorkerDiedError(
-                        f"a fetch process died while fetching {shard}"
-                        " (a crash in an image decoder, or killed for memory); the shards "
-                        "committed before are kept: run again to fetch the rest"
-                    ) from err
+                    stats = future.result()
+                except BrokenProcessPool:
+                    pending[future] = job
+                    broken = True
+                    continue
+                self._committed[0] += stats["attempted"]
+                self._committed[1] += stats["failed"]
+                yield stats
+            if broken:
+                lost = list(pending.values())
+                pending.clear()
+                self._restart()
+                if alone:
+                    self._died_alone(lost[0], solo_deaths, suspects)
+                else:
+                    log.warning(
+                        "a fetch process died with %s in flight; running them again, one by one",
+                        ", ".join(shards.shard_name(j.source, j.index) for j in lost),
+                    )
+                    suspects.extend(lost)
+            self._show_progress()
+
+    def _died_alone(
+        self, job: ShardJob, solo_deaths: Counter[str], suspects: deque[ShardJob]
+    ) -> None:
+        name = shards.shard_name(job.source, job.index)
+        solo_deaths[name] += 1
+        if solo_deaths[name] < MAX_SOLO_DEATHS:
+            log.warning("a fetch process died fetching %s alone; trying it once more", name)
+            suspects.appendleft(job)
+        else:
+            log.error("fetch processes died %d times on %s: giving it up", MAX_SOLO_DEATHS, name)
+            self.given_up.append(name)
+
+    def _restart(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.progress.reset()
+        self._base = list(self._committed)
+        self.pool = self.start_pool()
+
+    def _show_progress(self) -> None:
+        images, failed = self.progress.read()
+        self.bar.set_postfix(failed=self._base[1] + failed, refresh=False)
+        self.bar.update(self._base[0] + images - self.bar.n)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
@@ -836,6 +912,7 @@ class InlineShards:
     """Runs :class:`ShardJob` s one after the other in this process."""
 
     fetcher: ShardFetcher
+    given_up: list[str] = field(default_factory=list)  # never: a crash here ends the run
 
     def run(self, jobs: Iterable[ShardJob]) -> Iterator[dict[str, Any]]:
         for job in jobs:
@@ -863,16 +940,18 @@ def shard_executor(
     ctx = mp.get_context("spawn")
     progress = SharedProgress(ctx)
     level = logging.getLogger("newsimg").getEffectiveLevel()
-    pool = ProcessPoolExecutor(
+    start_pool = partial(
+        ProcessPoolExecutor,
         processes,
         mp_context=ctx,
         initializer=_start_worker,
         initargs=(params, out, progress, os.getpid(), level),
     )
+    pooled = PooledShards(start_pool, processes, progress, bar)
     try:
-        yield PooledShards(pool, progress, bar, depth=processes)
+        yield pooled
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pooled.close()
 
 
 _fetcher: ShardFetcher | None = None  # a worker process's own
@@ -943,6 +1022,7 @@ class Tally:
     shards_written: int = 0
     shards_skipped: int = 0
     shards_other_ranks: int = 0
+    given_up: list[str] = field(default_factory=list)
     attempted: int = 0
     ok: int = 0
     failed: int = 0
@@ -968,6 +1048,7 @@ class Tally:
             "shards_written": self.shards_written,
             "shards_skipped": self.shards_skipped,
             "shards_other_ranks": self.shards_other_ranks,
+            "shards_given_up": self.given_up,
             "attempted": self.attempted,
             "ok": self.ok,
             "failed": self.failed,
@@ -985,7 +1066,9 @@ def summary_line(summary: Mapping[str, Any]) -> str:
     return (
         f"fetch rank {summary['rank']} of {summary['world']} done: "
         f"{summary['shards_written']} shards written, {summary['shards_skipped']} already done, "
-        f"{summary['shards_other_ranks']} left to other ranks; {summary['attempted']} images, "
+        f"{summary['shards_other_ranks']} left to other ranks"
+        f"{f', {len(given_up)} given up' if (given_up := summary['shards_given_up']) else ''}; "
+        f"{summary['attempted']} images, "
         f"{summary['ok']} ok, {summary['failed']} failed ({summary['failure_rate']:.2%}"
         f"{': ' + reasons if reasons else ''}), {summary['bytes'] / 1e6:.1f} MB "
         f"in {summary['seconds']:.1f} s ({summary['images_per_s']:.1f} images/s)"

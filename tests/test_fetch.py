@@ -789,13 +789,13 @@ class ProcInputs:
         h = self.hashes[row]
         return f"data/images/{h[0:3]}/{h[3:6]}/{h}.jpg"
 
-    def params_file(self, folder: Path, processes: int) -> Path:
+    def params_file(self, folder: Path, processes: int, workers: int = 2) -> Path:
         values = {
             "source": "s3://commons/data/images",
             "endpoint_url": self.server.endpoint,
             "shard_size": PROC_SHARD,
             "processes": processes,
-            "workers": 2,
+            "workers": workers,
             "timeout_s": 10.0,
             "retries": 1,
             "max_side": MAX_SIDE,
@@ -839,7 +839,9 @@ def proc_reference(proc_inputs: ProcInputs, tmp_path_factory: pytest.TempPathFac
     return out
 
 
-def _start_stage(p: ProcInputs, out: Path, processes: int = 1, **env: str) -> subprocess.Popen[str]:
+def _start_stage(
+    p: ProcInputs, out: Path, processes: int = 1, workers: int = 2, **env: str
+) -> subprocess.Popen[str]:
     """``python stages/fetch.py`` as dvc.yaml runs it, with its own params file."""
     environ = {k: v for k, v in os.environ.items() if k not in RANK_VARS}
     environ |= {"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
@@ -847,7 +849,7 @@ def _start_stage(p: ProcInputs, out: Path, processes: int = 1, **env: str) -> su
     cmd = [
         sys.executable,
         str(ROOT / "stages" / "fetch.py"),
-        f"--params={p.params_file(out.parent, processes)}",
+        f"--params={p.params_file(out.parent, processes, workers)}",
         f"--manifest={p.inputs.manifest}",
         f"--newsimages={p.inputs.newsimages}",
         f"--out={out}",
@@ -884,10 +886,10 @@ def _assert_same_shards(got: Path, expected: Path) -> None:
 
 
 @contextmanager
-def _held_from_shard_3(p: ProcInputs) -> Iterator[threading.Event]:
-    """Requests for yfcc shards 3 and later wait on a gate until the block ends; yields an event
-    set when the first of them arrives."""
-    gated = {p.key(r) for r in range(3 * PROC_SHARD, PROC_ROWS)}
+def _held(p: ProcInputs, rows: range) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Requests for ``rows`` wait on a gate until it is set (at the latest when the block ends);
+    yields ``(reached, gate)``: ``reached`` is set when such a request arrives."""
+    gated = {p.key(r) for r in rows}
     gate, reached = threading.Event(), threading.Event()
 
     def hold(key: str, attempt: int) -> None:
@@ -898,10 +900,20 @@ def _held_from_shard_3(p: ProcInputs) -> Iterator[threading.Event]:
 
     p.server.fault = hold
     try:
-        yield reached
+        yield reached, gate
     finally:
         gate.set()
         p.server.fault = None
+
+
+FROM_SHARD_3 = range(3 * PROC_SHARD, PROC_ROWS)
+
+
+def _workers(proc: subprocess.Popen[str]) -> list[Any]:
+    """The stage's worker processes (spawned; not its resource tracker)."""
+    psutil = pytest.importorskip("psutil")
+    children = psutil.Process(proc.pid).children()
+    return [c for c in children if "spawn_main" in " ".join(c.cmdline())]
 
 
 def _wait_until_held(proc: subprocess.Popen[str], reached: threading.Event, out: Path) -> None:
@@ -927,7 +939,7 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(
     committed, killed there with SIGKILL (its workers die with it), and run again to the end."""
     psutil = pytest.importorskip("psutil")
     out = tmp_path / "out"
-    with _held_from_shard_3(proc_inputs) as reached:
+    with _held(proc_inputs, FROM_SHARD_3) as (reached, _):
         proc = _start_stage(proc_inputs, out, processes=2)
         _wait_until_held(proc, reached, out)
         children = psutil.Process(proc.pid).children(recursive=True)
@@ -949,29 +961,55 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(
     assert len(keys) == len(set(keys)) == PROC_ROWS - len(PROC_BAD) + 2
 
 
-def test_a_worker_that_dies_fails_the_run_and_a_rerun_completes_it(
+def test_a_worker_that_dies_is_replaced_and_its_shards_run_again(
     proc_inputs: ProcInputs, proc_reference: Path, tmp_path: Path
 ) -> None:
-    """A worker process killed mid-shard (as a decoder crash or the OOM killer would): the run
-    exits 1 naming the shard, keeps what was committed, and a re-run finishes the rest."""
-    psutil = pytest.importorskip("psutil")
+    """A worker killed mid-shard (as a decoder crash or the OOM killer would): the pool starts
+    again, the shards that were in flight run again one by one, and the run ends as an
+    uninterrupted one would."""
     out = tmp_path / "out"
-    with _held_from_shard_3(proc_inputs) as reached:
+    with _held(proc_inputs, FROM_SHARD_3) as (reached, gate):
         proc = _start_stage(proc_inputs, out, processes=2)
         _wait_until_held(proc, reached, out)
-        workers = [
-            c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())
-        ]
+        workers = _workers(proc)
         assert len(workers) == 2
         workers[0].kill()
+        gate.set()
+        summary = _finish(proc)
+    assert (summary["shards_written"], summary["shards_given_up"]) == (1 + 8, [])
+    _assert_same_shards(out, proc_reference)
+
+
+def test_a_shard_whose_process_keeps_dying_is_given_up_after_the_others(
+    proc_inputs: ProcInputs, proc_reference: Path, tmp_path: Path
+) -> None:
+    """Every process that fetches yfcc shard 3 is killed, as a poison image would: after
+    MAX_SOLO_DEATHS deaths with it alone the shard is given up, every other shard is written,
+    and the run exits 1 naming it. A run without the fault then completes it."""
+    out = tmp_path / "out"
+    kills = 0
+    with _held(proc_inputs, range(3 * PROC_SHARD, 4 * PROC_SHARD)) as (reached, _):
+        # One request in flight per process: each try of shard 3 sends exactly one.
+        proc = _start_stage(proc_inputs, out, processes=2, workers=1)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None:
+            assert time.monotonic() < deadline, "the run never ended"
+            if reached.wait(0.02):
+                reached.clear()
+                for worker in _workers(proc):
+                    worker.kill()
+                kills += 1
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err
-    assert "error: a fetch process died while fetching yfcc-0000" in err
-    assert _committed(out) == FIRST_THREE
+    # One more when shard 3 was not alone the first time.
+    assert kills in (fetch.MAX_SOLO_DEATHS, fetch.MAX_SOLO_DEATHS + 1), err
+    assert "error: fetch processes died 2 times on each of yfcc-00003 while it ran alone" in err
+    expected = sorted(p.name for p in shards.list_shards(proc_reference))
+    assert _committed(out) == [name for name in expected if name != "yfcc-00003.parquet"]
 
     summary = _run_stage(proc_inputs, out)
 
-    assert (summary["shards_skipped"], summary["shards_written"]) == (4, 5)
+    assert (summary["shards_skipped"], summary["shards_written"]) == (8, 1)
     _assert_same_shards(out, proc_reference)
 
 
