@@ -886,7 +886,7 @@ class PooledShards:
         name = shards.shard_name(job.source, job.index)
         solo_deaths[name] += 1
         if solo_deaths[name] < MAX_SOLO_DEATHS:
-            log.warning("a fetch process died fetching %s alone; trying it once more", name)
+            log.warning("a fetch process died fetching %s alone; trying it again", name)
             suspects.appendleft(job)
         else:
             log.error("fetch processes died %d times on %s: giving it up", MAX_SOLO_DEATHS, name)
