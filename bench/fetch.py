@@ -1,6 +1,6 @@
 """Fetch throughput against a loopback S3 server with added latency, and decode+resize alone.
 
-    python bench/fetch.py [--latency-ms 50] [--images 1500] [--seconds 4]
+    python bench/fetch.py [--latency-ms 50] [--images 6000] [--seconds 4]
 
 - fetch.run end to end (GET, validate, resize to 384 px, write shards) with 1 request in flight
   (the baseline), with 64 in one process, and with 64 as 2 processes of 32 (fetch.processes:
@@ -8,9 +8,9 @@
   that waits ``--latency-ms`` before answering each request;
 - the CPU ceiling: cores / (CPU per image of fetch.run + of the server), the most any
   concurrency can give on this machine, since the server shares its cores;
-- the reads alone (fetch.read_bytes, 64 in flight), to show what the network side
+- the reads alone (download.read_bytes, 64 in flight), to show what the network side
   could give were decoding free;
-- fetch.normalise alone on one core: 1024x768 JPEGs (q90) -> 384 px, in images/s, and the
+- images.normalise alone on one core: 1024x768 JPEGs (q90) -> 384 px, in images/s, and the
   bytes per stored image at 384 px q90 (for disk estimates).
 
 Images are photo-like: 1/f^1.4 noise, close to the power spectrum of natural photos, so that
@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))  # tests.fetch_helpers: the loopback S3 server
 
 from synthetic import jpeg  # noqa: E402
 
-from newsimg import fetch  # noqa: E402
+from newsimg import download, fetch, images  # noqa: E402
 from newsimg.params import FetchParams  # noqa: E402
 from tests.fetch_helpers import BucketServer  # noqa: E402
 
@@ -177,9 +177,9 @@ def _cpu() -> float:
 
 
 def run_reads(objects: dict[str, bytes], n: int, server: Server, workers: int) -> float:
-    """Images/s of fetch.read_bytes alone (the network side), ``workers`` in flight."""
+    """Images/s of download.read_bytes alone (the network side), ``workers`` in flight."""
     p = params(server.endpoint, workers, shard_size=n)
-    reader, root = fetch.open_source(p)
+    reader, root = download.open_source(p)
     paths = [f"{root}/{k.removeprefix(PREFIX + '/')}" for k in list(objects)[:n]]
     rng = random.Random(0)
 
@@ -188,7 +188,7 @@ def run_reads(objects: dict[str, bytes], n: int, server: Server, workers: int) -
 
         async def one(path: str) -> int:
             async with in_flight:
-                return len(await fetch.read_bytes(read, path, p, rng))
+                return len(await download.read_bytes(read, path, p, rng))
 
         async with reader as read:
             return await asyncio.gather(*(one(path) for path in paths))
@@ -204,10 +204,10 @@ def run_normalise(seconds: float) -> tuple[float, float, float]:
     """(images/s on one core, mean stored bytes, mean source bytes): 1024x768 -> 384 px q90."""
     bodies = [jpeg(photo(1024, 768, 1000 + s)) for s in range(12)]
     p = FetchParams(source="unused")
-    out_sizes = [len(fetch.normalise(b, p)[0]) for b in bodies]  # also warms up
+    out_sizes = [len(images.normalise(b, p)[0]) for b in bodies]  # also warms up
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        fetch.normalise(bodies[n % len(bodies)], p)
+        images.normalise(bodies[n % len(bodies)], p)
         n += 1
     rate = n / (time.perf_counter() - start)
     return rate, float(np.mean(out_sizes)), float(np.mean([len(b) for b in bodies]))

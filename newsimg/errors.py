@@ -1,4 +1,5 @@
-"""Errors a stage reports to its user without a traceback."""
+"""Errors a stage reports to its user without a traceback, and :class:`Rejected`: one item
+that cannot be used, recorded with its reason rather than raised to the user."""
 
 
 class NewsimgError(Exception):
@@ -26,3 +27,11 @@ class TooManyFailuresError(NewsimgError):
 class WorkerDiedError(NewsimgError):
     """A worker process died mid-task (a crash in native code, the OOM killer); what it and the
     others committed before is kept, so running again resumes. Exit code 1."""
+
+
+class Rejected(Exception):
+    """An image that cannot be stored; ``reason`` is the short code recorded in the failures."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

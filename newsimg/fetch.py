@@ -5,8 +5,9 @@ reader -> mapper -> writer, one shard at a time, as img2dataset and clip-retriev
 - reader: the NewsImages folder (sorted by name) and the YFCC manifest (streamed), each cut into
   shards of ``shard_size`` items; shard ``i`` of a source holds items ``i*shard_size`` to
   ``(i+1)*shard_size - 1``, so the layout depends on the inputs only, never on rank or timing;
-- mapper: per image, ``workers`` in flight on an event loop: read the bytes (with retries), then
-  validate and normalise them to an RGB JPEG of at most ``max_side`` pixels in a decode thread;
+- mapper: per image, ``workers`` in flight on an event loop: read the bytes with retries
+  (:mod:`newsimg.download`), then check and normalise them to an RGB JPEG of at most
+  ``max_side`` pixels in a decode thread (:mod:`newsimg.images`);
 - writer: :func:`newsimg.shards.write_shard`, atomic per shard.
 
 Rank ``r`` of ``w`` (``RANK``/``WORLD_SIZE``, else ``SLURM_PROCID``/``SLURM_NTASKS``) takes the
@@ -20,18 +21,14 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import hashlib
-import io
 import json
 import logging
-import math
 import multiprocessing as mp
 import os
 import random
-import re
 import signal
 import sys
 import time
-import urllib.parse
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -50,17 +47,17 @@ from functools import partial
 from itertools import count, islice
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import aiohttp
 import pyarrow as pa
-from fsspec import AbstractFileSystem, filesystem
-from fsspec.core import split_protocol, url_to_fs
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from fsspec import filesystem
+from PIL import Image
 from tqdm import tqdm
 
 from newsimg import shards
-from newsimg.errors import InputError, TooManyFailuresError, WorkerDiedError
+from newsimg.download import FileSystemReader, Reader, open_source, read_bytes
+from newsimg.errors import InputError, Rejected, TooManyFailuresError, WorkerDiedError
+from newsimg.images import normalise, quiet_bomb_warnings
 from newsimg.params import FetchParams
 from newsimg.shards import Failure, ImageRow
 from newsimg.sources import read_yfcc_manifest
@@ -70,45 +67,12 @@ log = logging.getLogger(__name__)
 
 YFCC = "yfcc"
 NEWSIMAGES = "newsimages"
-S3_REGION = "us-west-2"  # the multimedia-commons bucket's region
-BACKOFF_CAP_S = 20.0  # the longest wait before a retry
 PROGRESS_INTERVAL_S = 0.25  # how often the bar reads the processes' shared counts
 # Threads per process that check and convert images. Pillow lets go of the GIL while decoding and
 # resizing, not while encoding: two keep a core busy.
 DECODE_THREADS = 2
 # A shard whose process dies this many times while it runs alone is given up: a poison image.
 MAX_SOLO_DEATHS = 2
-# Formats a photo can come in. Restricting them keeps Pillow from handing odd bodies to plugins
-# that shell out (EPS -> Ghostscript) or guess (TGA); anything else is "not_an_image".
-IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG covers MPO
-# Decode JPEGs at the smallest DCT scale (1/2, 1/4, 1/8) that keeps the longer side >= max_side,
-# then resize. On 1024x768 photos to 384 px this halves the time per image (bench/fetch.py) and,
-# with the box filter below, stays at 42 dB PSNR from a full decode + Lanczos: no visible
-# difference. (Pillow's thumbnail() stops at 2x the target: DRAFT_GAP = 2.)
-DRAFT_GAP = 1.0
-# Box (area averaging, img2dataset's INTER_AREA), the cheapest antialiased filter: 1.4 ms per
-# 640x480 photo against 3.4 for bicubic, and resizing was the largest cost per image. It stays
-# at 42-46 dB PSNR from Lanczos; storing at q90 already costs more (35 dB), and the embed stage
-# resizes again with CLIP's bicubic. A reducing gap of 3 first shrinks big images by whole
-# factors, with no visible difference.
-RESAMPLE = Image.Resampling.BOX
-REDUCING_GAP = 3.0
-# EXIF orientations that need a transposition (2-8), and those that swap width and height (5-8).
-_TRANSPOSED = {2, 3, 4, 5, 6, 7, 8}
-_SWAPS_SIDES = {5, 6, 7, 8}
-_S3_ERROR_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
-# Exception class names of transient network failures in the fsspec backends (botocore, aiohttp,
-# urllib3); matched by name so that no backend has to be importable to classify its errors.
-_CONNECTION_ERRORS = {
-    "ConnectionError",
-    "ConnectionClosedError",
-    "ClientConnectionError",
-    "ServerDisconnectedError",
-    "ClientPayloadError",
-    "IncompleteRead",
-    "ProtocolError",
-    "ResponseParserError",
-}
 
 
 @dataclass(frozen=True)
@@ -119,14 +83,6 @@ class Item:
     source: str
     photo_id: int | None
     path: str
-
-
-class Rejected(Exception):
-    """An image that cannot be stored; ``reason`` is the short code recorded in the failures."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -237,145 +193,6 @@ def rank_world(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
             raise InputError(f"{rank_var}={rank} is not in [0, {world_var}={world})")
         return rank, world
     return 0, 1
-
-
-def storage_options(params: FetchParams) -> dict[str, Any]:
-    """fsspec options for ``params.source``: S3 settings for ``s3://``, none for anything else.
-
-    Retries are ours (``params.retries``, with jitter), so botocore's are switched off; the pool
-    is as large as the requests in flight, and ``max_concurrency=1`` makes s3fs send one GET per
-    image instead of a HEAD then a GET.
-    """
-    protocol = split_protocol(params.source)[0] or "file"
-    if protocol not in ("s3", "s3a"):
-        return {}
-    return {
-        "anon": params.anon,
-        "endpoint_url": params.endpoint_url,
-        # AWS needs the bucket's region; an S3-compatible server has its own idea of regions.
-        "client_kwargs": {} if params.endpoint_url else {"region_name": S3_REGION},
-        "max_concurrency": 1,
-        "config_kwargs": {
-            "connect_timeout": params.timeout_s,
-            "read_timeout": params.timeout_s,
-            "retries": {"total_max_attempts": 1},
-            "max_pool_connections": params.workers,
-        },
-        # A private instance: its retry setting is changed below, which must not leak into other
-        # users of a cached one.
-        "skip_instance_cache": True,
-    }
-
-
-class Reader(Protocol):
-    """Reads objects by path, ``await read(path)``, inside ``async with read:``.
-
-    Raises on failure; :func:`classify_error` tells the reasons apart.
-    """
-
-    async def __aenter__(self) -> Reader: ...
-
-    async def __aexit__(self, *exc: object) -> None: ...
-
-    async def __call__(self, path: str) -> bytes: ...
-
-
-def open_source(params: FetchParams) -> tuple[Reader, str]:
-    """How to read ``params.source``, and the root path its objects' paths start with.
-
-    Anonymous S3 (``params.anon``, the public YFCC bucket) is read with plain HTTP GETs
-    (:class:`PublicBucket`); signed S3 and every other fsspec URL (the sample's folder) through
-    fsspec (:class:`FileSystemReader`). A reader holds nothing until it is entered.
-    """
-    protocol, path = split_protocol(params.source)
-    if protocol in ("s3", "s3a") and params.anon:
-        bucket, _, prefix = path.partition("/")
-        return PublicBucket(bucket, params), prefix.rstrip("/")
-    fs, root = url_to_fs(params.source, **storage_options(params))
-    if hasattr(fs, "retries"):
-        # s3fs retries timeouts and SlowDown itself (5 attempts, nested twice) and has no
-        # constructor option for it; one attempt each leaves the policy to read_bytes().
-        fs.retries = 1
-    return FileSystemReader(fs, params.workers), root.rstrip("/")
-
-
-class HTTPStatusError(OSError):
-    """A GET answered with another status than 200; ``code`` is S3's error code, if any."""
-
-    def __init__(self, status: int, code: str | None, url: str) -> None:
-        super().__init__(f"HTTP {status} {code or ''} for {url}".replace("  ", " "))
-        self.status = status
-        self.code = code
-
-
-class PublicBucket:
-    """GETs of a public bucket's objects over plain HTTP(S): unsigned S3 reads, with aiohttp.
-
-    What s3fs sends for an anonymous read, less botocore's per-request work, which cost more CPU
-    than the GET itself (bench/fetch.py). AWS is addressed virtual-hosted style in the bucket's
-    region (``S3_REGION``); an ``endpoint_url`` path-style, as S3-compatible servers expect.
-    Connections are kept alive, up to ``params.workers``; ``params.timeout_s`` bounds each
-    request, from connecting to the last byte (a server that trickles bytes is cut off too). The
-    retry policy is :func:`read_bytes`'.
-    """
-
-    def __init__(self, bucket: str, params: FetchParams) -> None:
-        if params.endpoint_url:
-            self.base = f"{params.endpoint_url.rstrip('/')}/{bucket}"
-        else:
-            self.base = f"https://{bucket}.s3.{S3_REGION}.amazonaws.com"
-        self.connections = params.workers
-        self.timeout = aiohttp.ClientTimeout(
-            total=params.timeout_s, sock_connect=params.timeout_s, sock_read=params.timeout_s
-        )
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> PublicBucket:
-        connector = aiohttp.TCPConnector(limit=self.connections)
-        # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they did to botocore (compute nodes
-        # often reach S3 through a proxy).
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self.timeout, trust_env=True
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __call__(self, key: str) -> bytes:
-        assert self._session is not None, "use the reader inside `async with`"
-        url = f"{self.base}/{urllib.parse.quote(key)}"
-        async with self._session.get(url) as response:
-            body = await response.read()
-        if response.status != 200:
-            match = _S3_ERROR_CODE.search(body[:1024])
-            code = match.group(1).decode("ascii", "replace") if match else None
-            raise HTTPStatusError(response.status, code, url)
-        return body
-
-
-class FileSystemReader:
-    """Reads through an fsspec filesystem's blocking API, ``workers`` at a time in threads."""
-
-    def __init__(self, fs: AbstractFileSystem, workers: int) -> None:
-        self.fs = fs
-        self.workers = workers
-        self._pool: ThreadPoolExecutor | None = None
-
-    async def __aenter__(self) -> FileSystemReader:
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="read")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-
-    async def __call__(self, path: str) -> bytes:
-        assert self._pool is not None, "use the reader inside `async with`"
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.fs.cat_file, path)
 
 
 def yfcc_items(manifest: Path, root: str, limit: int | None = None) -> Iterator[Item]:
@@ -499,165 +316,6 @@ def convert(item: Item, data: bytes, params: FetchParams, read_s: float = 0.0) -
         return Outcome(None, failure, read_s, _since(start))
     row = ImageRow(item.key, item.source, item.photo_id, jpeg, width, height)
     return Outcome(row, None, read_s, _since(start))
-
-
-async def read_bytes(read: Reader, path: str, params: FetchParams, rng: random.Random) -> bytes:
-    """The object's bytes, retrying transient failures ``params.retries`` times.
-
-    Throttling (503 SlowDown), other 5xx, timeouts and dropped connections are retried after an
-    exponential backoff with full jitter (so that the requests in flight do not retry in
-    lockstep); not found and forbidden are final. Raises :class:`Rejected` with the reason of the
-    last error.
-    """
-    for attempt in range(params.retries + 1):
-        try:
-            return await read(path)
-        except Exception as exc:
-            reason, retryable = classify_error(exc)
-            if not retryable or attempt == params.retries:
-                raise Rejected(reason) from exc
-            delay = rng.uniform(0.0, min(BACKOFF_CAP_S, params.backoff_s * 2**attempt))
-            log.debug("%s: %s (%r), retry %d in %.2f s", path, reason, exc, attempt + 1, delay)
-            await asyncio.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def classify_error(exc: BaseException) -> tuple[str, bool]:
-    """``(reason, retryable)`` of a read error, looking through its chain of causes.
-
-    :class:`PublicBucket` raises :class:`HTTPStatusError` and urllib3's errors; s3fs turns S3
-    errors into ``FileNotFoundError``/``PermissionError``/``OSError`` with the botocore error as
-    cause. The HTTP status is read from either when there is one.
-    """
-    for err in _causes(exc):
-        if isinstance(err, FileNotFoundError):
-            return "not_found", False
-        if isinstance(err, PermissionError):
-            return "forbidden", False
-        status, code = _http_status(err)
-        if status == 404 or code in ("NoSuchKey", "NotFound"):
-            return "not_found", False
-        if status == 403 or code == "AccessDenied":
-            return "forbidden", False
-        if status in (429, 503) or code == "SlowDown":
-            return "throttled", True
-        if status is not None:
-            return f"error: http {status}", status >= 500
-        names = {cls.__name__ for cls in type(err).__mro__}
-        if "NewConnectionError" in names:  # urllib3 derives it from ConnectTimeoutError
-            return "error: connection", True
-        if isinstance(err, TimeoutError) or any("Timeout" in name for name in names):
-            return "timeout", True
-        if isinstance(err, ConnectionError) or names & _CONNECTION_ERRORS:
-            return "error: connection", True
-    return f"error: {type(exc).__name__}", False
-
-
-def normalise(data: bytes, params: FetchParams) -> tuple[bytes, int, int]:
-    """``(jpeg, width, height)``: ``data`` validated and re-encoded as an RGB JPEG.
-
-    ``width``/``height`` are the original size, upright (after EXIF orientation), before
-    resizing. Checks, in order: ``empty``, ``not_an_image`` (HTML, unknown formats),
-    ``too_large`` (``width*height > max_pixels``, read from the header before decoding),
-    ``too_small`` (shorter side ``< min_side``), ``truncated``/``corrupt`` (a full decode). The
-    image is then turned upright, made RGB (transparency over white, 16-bit scaled), shrunk so its
-    longer side is at most ``max_side`` (never enlarged) and saved at ``quality``.
-    """
-    if not data:
-        raise Rejected("empty")
-    try:
-        im = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
-    except Image.DecompressionBombError:  # Pillow's own guard, at 2x its MAX_IMAGE_PIXELS
-        raise Rejected("too_large") from None
-    except (UnidentifiedImageError, SyntaxError, ValueError, OSError, EOFError):
-        raise Rejected("not_an_image") from None
-    with im:
-        w, h = im.size
-        if w * h > params.max_pixels:
-            raise Rejected("too_large")
-        if min(w, h) < params.min_side:
-            raise Rejected("too_small")
-        orientation = _orientation(im)
-        _draft(im, params.max_side)
-        try:
-            im.load()  # the full decode: a truncated file fails here, not in a later stage
-        except Exception as exc:
-            raise Rejected("truncated" if "truncat" in str(exc).lower() else "corrupt") from None
-        if orientation in _TRANSPOSED:
-            try:
-                im = ImageOps.exif_transpose(im)
-            except Exception:  # unreadable EXIF: keep the photo as stored
-                orientation = None
-        width, height = (h, w) if orientation in _SWAPS_SIDES else (w, h)
-        rgb = _downscale(to_rgb(im), params.max_side)
-        buf = io.BytesIO()
-        rgb.save(buf, "JPEG", quality=params.quality)
-    return buf.getvalue(), width, height
-
-
-def to_rgb(im: Image.Image) -> Image.Image:
-    """``im`` as RGB: transparent pixels over white, 16-bit grey scaled (not clipped) to 8 bits."""
-    if im.mode == "RGB" and "transparency" not in im.info:
-        return im
-    if im.mode.startswith("I;16") or im.mode == "I":
-        # Pillow's I;16 -> L conversion clips at 255, which turns most 16-bit photos white.
-        high = im.getextrema()[1]
-        scale = 255 / 65535 if im.mode.startswith("I;16") or high > 255 else 1.0
-        im = im.convert("I").point(lambda v: v * scale).convert("L")
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
-        # Dropping alpha leaves whatever colour the encoder kept under it, often black: a logo on
-        # a transparent background would reach CLIP as a black square. Browsers show white.
-        rgba = im.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return im.convert("RGB")
-
-
-def _downscale(im: Image.Image, max_side: int) -> Image.Image:
-    w, h = im.size
-    if max(w, h) <= max_side:
-        return im
-    scale = max_side / max(w, h)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return im.resize(size, RESAMPLE, reducing_gap=REDUCING_GAP)
-
-
-def _draft(im: Image.Image, max_side: int) -> None:
-    # JPEG can decode at 1/2, 1/4, 1/8 scale for a fraction of the work; other formats ignore it.
-    w, h = im.size
-    scale = max_side * DRAFT_GAP / max(w, h)
-    if scale < 0.5:  # Pillow picks the largest reduction that keeps at least the requested size
-        im.draft(None, (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
-
-
-def _orientation(im: Image.Image) -> int | None:
-    try:
-        return im.getexif().get(ExifTags.Base.Orientation)
-    except Exception:  # a broken EXIF block is no reason to drop a photo: keep it as stored
-        return None
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    err: BaseException | None = exc
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        yield err
-        err = err.__cause__ or err.__context__
-
-
-def _http_status(err: BaseException) -> tuple[int | None, str | None]:
-    if isinstance(err, HTTPStatusError):
-        return err.status, err.code
-    response = getattr(err, "response", None)
-    if not isinstance(response, dict):
-        return None, None
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    code = response.get("Error", {}).get("Code")
-    return (int(status) if status is not None else None), code
 
 
 def _since(start: float) -> float:
@@ -932,7 +590,7 @@ def shard_executor(
     if processes == 1:
         fetcher = ShardFetcher(params, out, BarProgress(bar))
         try:
-            with _quiet_bomb_warnings():
+            with quiet_bomb_warnings():
                 yield InlineShards(fetcher)
         finally:
             fetcher.close()
@@ -1085,12 +743,3 @@ def _check_failure_rate(summary: Mapping[str, Any], max_rate: float, out: Path) 
         f"The {summary['shards_written']} shards are written in {out}; "
         f"the failures are listed in its *_failures.parquet files"
     )
-
-
-@contextmanager
-def _quiet_bomb_warnings() -> Iterator[None]:
-    # Pillow warns on every image above its own MAX_IMAGE_PIXELS; ours is params.max_pixels and a
-    # rejected image is already recorded as "too_large", so the warnings are noise.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        yield

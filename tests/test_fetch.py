@@ -33,8 +33,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from newsimg import fetch, shards
-from newsimg.errors import InputError, TooManyFailuresError
+from newsimg import download, fetch, shards
+from newsimg.errors import InputError, Rejected, TooManyFailuresError
 from newsimg.params import FetchParams
 from tests.fetch_helpers import BucketServer, serving
 
@@ -656,7 +656,7 @@ def test_retries(
         timeout_s=0.3,
         backoff_s=0.05,
     )
-    with pytest.raises(fetch.Rejected) as err:
+    with pytest.raises(Rejected) as err:
         _read(params, "abc/def/abcdef.jpg")
     assert err.value.reason == reason
     assert server.requests in attempts
@@ -670,7 +670,7 @@ def test_a_response_that_trickles_in_times_out(fault_server: Any) -> None:
         "s3://commons/data/images", endpoint_url=endpoint, retries=1, timeout_s=0.5, backoff_s=0
     )
     start = time.monotonic()
-    with pytest.raises(fetch.Rejected, match="timeout"):
+    with pytest.raises(Rejected, match="timeout"):
         _read(params, "abc/def/abcdef.jpg")
     assert server.requests == 2
     assert time.monotonic() - start < 1.9  # 2 x 0.5 s, not 2 x the 2 s the body takes
@@ -678,7 +678,7 @@ def test_a_response_that_trickles_in_times_out(fault_server: Any) -> None:
 
 def test_not_found_is_not_retried(inputs: Inputs) -> None:
     params = _params(inputs.bucket, retries=3)
-    with pytest.raises(fetch.Rejected, match="not_found"):
+    with pytest.raises(Rejected, match="not_found"):
         _read(params, "nothing/here.jpg")
 
 
@@ -699,12 +699,12 @@ def test_public_bucket_reads_go_through_the_proxy_in_the_environment(
 
 
 def _read(params: FetchParams, path: str) -> bytes:
-    """fetch.read_bytes of ``path`` under the source's root, with its retry policy."""
-    reader, root = fetch.open_source(params)
+    """download.read_bytes of ``path`` under the source's root, with its retry policy."""
+    reader, root = download.open_source(params)
 
     async def read() -> bytes:
         async with reader as read:
-            return await fetch.read_bytes(read, f"{root}/{path}", params, random.Random(0))
+            return await download.read_bytes(read, f"{root}/{path}", params, random.Random(0))
 
     return asyncio.run(read())
 
