@@ -42,7 +42,7 @@ from concurrent.futures import (
 )
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import count, islice
 from multiprocessing.context import BaseContext
@@ -71,8 +71,11 @@ PROGRESS_INTERVAL_S = 0.25  # how often the bar reads the processes' shared coun
 # Threads per process that check and convert images. Pillow lets go of the GIL while decoding and
 # resizing, not while encoding: two keep a core busy.
 DECODE_THREADS = 2
-# A shard whose process dies this many times while it runs alone is given up: a poison image.
+# A shard whose process dies this many times while it runs alone holds a poison image: it is
+# searched for and recorded as CRASHED, at most MAX_POISONED times per shard before giving up.
 MAX_SOLO_DEATHS = 2
+MAX_POISONED = 8
+CRASHED = "crashed"  # the failure reason of an image whose conversion killed its process
 
 
 @dataclass(frozen=True)
@@ -159,8 +162,8 @@ def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dic
     log.info("fetch summary: %s", json.dumps(summary))
     if tally.given_up:
         raise WorkerDiedError(
-            f"fetch processes died {MAX_SOLO_DEATHS} times on each of {', '.join(tally.given_up)}"
-            " while it ran alone (a crash in an image decoder, or out of memory): given up. "
+            f"fetch processes kept dying on {', '.join(tally.given_up)}, and no single image "
+            "was to blame (out of memory?): given up. "
             f"Every other shard is written in {out}; run again to retry them"
         )
     _check_failure_rate(summary, params.max_failure_rate, out)
@@ -327,12 +330,19 @@ def _since(start: float) -> float:
 
 @dataclass(frozen=True)
 class ShardJob:
-    """One shard to fetch: its source, index and items, and the metadata that marks it complete."""
+    """One shard to fetch: its source, index and items, and the metadata that marks it complete.
+
+    ``poisoned`` keys are recorded as ``crashed`` without being read (their conversion killed
+    the process); a ``probe`` only fetches and converts its items, commits nothing, and returns
+    how many it did (see :meth:`PooledShards._find_poison`).
+    """
 
     source: str
     index: int
     items: list[Item]
     metadata: dict[str, str]
+    poisoned: frozenset[str] = frozenset()
+    probe: bool = False
 
 
 def pending_shards(
@@ -424,7 +434,9 @@ class ShardFetcher:
     def __call__(self, job: ShardJob) -> dict[str, Any]:
         """Fetch the shard's items, commit the shard (rows in item order), return its stats."""
         start = time.perf_counter()
-        outcomes = self.runner.run(self._fetch(job.items, self.readers[job.source]))
+        outcomes = self.runner.run(self._fetch(job, self.readers[job.source]))
+        if job.probe:
+            return {"probed": len(outcomes)}
         rows = [o.row for o in outcomes if o.row is not None]
         failures = [o.failure for o in outcomes if o.failure is not None]
         durations = {
@@ -442,12 +454,15 @@ class ShardFetcher:
             metadata=job.metadata,
         )
 
-    async def _fetch(self, items: list[Item], reader: Reader) -> list[Outcome]:
+    async def _fetch(self, job: ShardJob, reader: Reader) -> list[Outcome]:
         in_flight = asyncio.Semaphore(self.params.workers)
 
         async def one(item: Item) -> Outcome:
             try:
-                outcome = await process(item, read, self.params, self.rng, self.decoder)
+                if item.key in job.poisoned:
+                    outcome = Outcome(None, Failure(item.key, item.source, CRASHED), 0.0, 0.0)
+                else:
+                    outcome = await process(item, read, self.params, self.rng, self.decoder)
             finally:
                 in_flight.release()
             self.progress.add(failed=outcome.failure is not None)
@@ -455,7 +470,7 @@ class ShardFetcher:
 
         async with reader as read, asyncio.TaskGroup() as group:
             tasks = []
-            for item in items:  # a task per image in flight, not per image of the shard
+            for item in job.items:  # a task per image in flight, not per image of the shard
                 await in_flight.acquire()
                 tasks.append(group.create_task(one(item)))
         return [task.result() for task in tasks]
@@ -470,9 +485,11 @@ class PooledShards:
 
     A worker that dies (a crash in an image decoder, the OOM killer) breaks the pool, and every
     shard in flight with it. The pool is then started again and those shards run again, one at a
-    time, so that a death can be pinned on one shard: a shard whose process dies
-    ``MAX_SOLO_DEATHS`` times while it runs alone is given up (:attr:`given_up`), and the others
-    go on. Nothing of a shard is committed before it is complete, so nothing is lost or doubled.
+    time, so that a death can be pinned on one shard. A shard whose process dies
+    ``MAX_SOLO_DEATHS`` times while it runs alone holds a poison image: :meth:`_find_poison`
+    bisects the shard for it, and the shard runs again with that image recorded as ``crashed``.
+    A shard where no single image is to blame is given up (:attr:`given_up`); the others go on.
+    Nothing of a shard is committed before it is complete, so nothing is lost or doubled.
     """
 
     def __init__(
@@ -546,15 +563,51 @@ class PooledShards:
         if solo_deaths[name] < MAX_SOLO_DEATHS:
             log.warning("a fetch process died fetching %s alone; trying it again", name)
             suspects.appendleft(job)
-        else:
-            log.error("fetch processes died %d times on %s: giving it up", MAX_SOLO_DEATHS, name)
+            return
+        log.warning(
+            "fetch processes died %d times on %s: looking for the image", solo_deaths[name], name
+        )
+        poison = self._find_poison(job) if len(job.poisoned) < MAX_POISONED else None
+        if poison is None:
+            log.error("%s: no single image kills its process; giving the shard up", name)
             self.given_up.append(name)
+            return
+        log.error(
+            "%s: image %s kills the process that converts it: recorded as %s", name, poison, CRASHED
+        )
+        solo_deaths[name] = 0
+        suspects.appendleft(replace(job, poisoned=job.poisoned | {poison}))
+
+    def _find_poison(self, job: ShardJob) -> str | None:
+        """The key of the image whose fetch kills a process, found by bisecting the shard's items
+        with probes (about log2(shard_size) of them, fetching about one shard's worth in all);
+        ``None`` when no single image does (a crash that needs company, or memory)."""
+        items = [item for item in job.items if item.key not in job.poisoned]
+        while len(items) > 1:
+            half = len(items) // 2
+            items = items[:half] if self._probe_dies(job, items[:half]) else items[half:]
+        found = items[0].key if items and self._probe_dies(job, items) else None
+        self._rebase()  # the probes' images are not the shard's progress
+        return found
+
+    def _probe_dies(self, job: ShardJob, items: list[Item]) -> bool:
+        probe = replace(job, items=items, probe=True)
+        try:
+            self.pool.submit(_fetch_in_worker, probe).result()
+        except BrokenProcessPool:
+            self._restart()
+            return True
+        return False
 
     def _restart(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self._rebase()
+        self.pool = self.start_pool()
+
+    def _rebase(self) -> None:
+        # Only with nothing in flight: the bar restarts from the shards committed so far.
         self.progress.reset()
         self._base = list(self._committed)
-        self.pool = self.start_pool()
 
     def _show_progress(self) -> None:
         images, failed = self.progress.read()

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ import pytest
 from PIL import Image
 
 from newsimg import download, fetch, shards
-from newsimg.errors import InputError, Rejected, TooManyFailuresError
+from newsimg.errors import InputError, Rejected, TooManyFailuresError, WorkerDiedError
 from newsimg.params import FetchParams
 from tests.fetch_helpers import BucketServer, serving
 
@@ -789,21 +789,24 @@ class ProcInputs:
         h = self.hashes[row]
         return f"data/images/{h[0:3]}/{h[3:6]}/{h}.jpg"
 
+    def params(self, processes: int, workers: int = 2) -> FetchParams:
+        return FetchParams(
+            source="s3://commons/data/images",
+            endpoint_url=self.server.endpoint,
+            shard_size=PROC_SHARD,
+            processes=processes,
+            workers=workers,
+            timeout_s=10.0,
+            retries=1,
+            max_side=MAX_SIDE,
+            min_side=MIN_SIDE,
+            max_pixels=MAX_PIXELS,
+            max_failure_rate=1.0,
+        )
+
     def params_file(self, folder: Path, processes: int, workers: int = 2) -> Path:
-        values = {
-            "source": "s3://commons/data/images",
-            "endpoint_url": self.server.endpoint,
-            "shard_size": PROC_SHARD,
-            "processes": processes,
-            "workers": workers,
-            "timeout_s": 10.0,
-            "retries": 1,
-            "max_side": MAX_SIDE,
-            "min_side": MIN_SIDE,
-            "max_pixels": MAX_PIXELS,
-            "max_failure_rate": 1.0,
-        }
         path = folder / "params.yaml"
+        values = self.params(processes, workers).model_dump()
         path.write_text(json.dumps({"fetch": values}))  # JSON is YAML
         return path
 
@@ -980,37 +983,70 @@ def test_a_worker_that_dies_is_replaced_and_its_shards_run_again(
     _assert_same_shards(out, proc_reference)
 
 
-def test_a_shard_whose_process_keeps_dying_is_given_up_after_the_others(
+def _kill_workers_on(keys: set[str]) -> Callable[[str, int], None]:
+    """A fault hook that kills this process's fetch workers whenever one of ``keys`` is asked
+    for, as an image that crashes its decoder would."""
+    psutil = pytest.importorskip("psutil")
+
+    def kill(key: str, attempt: int) -> None:
+        if key in keys:
+            for child in psutil.Process().children():
+                if "spawn_main" in " ".join(child.cmdline()):
+                    child.kill()
+        return None
+
+    return kill
+
+
+def _run_in_process(p: ProcInputs, out: Path, **kw: Any) -> dict[str, Any]:
+    return fetch.run(p.params(**kw), p.inputs.manifest, p.inputs.newsimages, out)
+
+
+def test_an_image_that_kills_its_process_is_found_and_recorded_as_crashed(
     proc_inputs: ProcInputs, proc_reference: Path, tmp_path: Path
 ) -> None:
-    """Every process that fetches yfcc shard 3 is killed, as a poison image would: after
-    MAX_SOLO_DEATHS deaths with it alone the shard is given up, every other shard is written,
-    and the run exits 1 naming it. A run without the fault then completes it."""
-    out = tmp_path / "out"
-    kills = 0
-    with _held(proc_inputs, range(3 * PROC_SHARD, 4 * PROC_SHARD)) as (reached, _):
-        # One request in flight per process: each try of shard 3 sends exactly one.
-        proc = _start_stage(proc_inputs, out, processes=2, workers=1)
-        deadline = time.monotonic() + 60
-        while proc.poll() is None:
-            assert time.monotonic() < deadline, "the run never ended"
-            if reached.wait(0.02):
-                reached.clear()
-                for worker in _workers(proc):
-                    worker.kill()
-                kills += 1
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 1, err
-    # One more when shard 3 was not alone the first time.
-    assert kills in (fetch.MAX_SOLO_DEATHS, fetch.MAX_SOLO_DEATHS + 1), err
-    assert "error: fetch processes died 2 times on each of yfcc-00003 while it ran alone" in err
-    expected = sorted(p.name for p in shards.list_shards(proc_reference))
-    assert _committed(out) == [name for name in expected if name != "yfcc-00003.parquet"]
+    """Every process that asks for one image (row 10, in yfcc shard 3) dies, as if its decoder
+    crashed on it: the shard dies twice alone, is bisected down to that image, and is committed
+    without it, the image recorded as ``crashed``. Everything else is as in an uninterrupted run."""
+    poison = proc_inputs.key(10)
+    proc_inputs.server.fault = _kill_workers_on({poison})
+    try:
+        # One request in flight per process: a shard's images are asked for one by one.
+        summary = _run_in_process(proc_inputs, tmp_path, processes=2, workers=1)
+    finally:
+        proc_inputs.server.fault = None
+    assert (summary["shards_given_up"], summary["status"]["crashed"]) == ([], 1)
+    hash10 = proc_inputs.hashes[10]
+    expected, got = _contents(proc_reference), _contents(tmp_path)
+    assert got.keys() == expected.keys()
+    for name, table in expected.items():
+        if name == "yfcc-00003.parquet":
+            table = table.filter(pa.array([k != hash10 for k in table["key"].to_pylist()]))
+        assert got[name].equals(table), name
+    crashed = [f for f in shards.read_failures(tmp_path).to_pylist() if f["reason"] == "crashed"]
+    assert crashed == [{"key": hash10, "source": "yfcc", "reason": "crashed"}]
 
-    summary = _run_stage(proc_inputs, out)
+
+def test_a_shard_no_single_image_explains_is_given_up_after_the_others(
+    proc_inputs: ProcInputs, proc_reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processes die on every image of yfcc shard 3, and no search for a poison image is
+    allowed: the shard is given up after the others are written, the run raises naming it, and
+    a run without the fault completes it."""
+    monkeypatch.setattr(fetch, "MAX_POISONED", 0)
+    proc_inputs.server.fault = _kill_workers_on({proc_inputs.key(r) for r in range(9, 12)})
+    try:
+        with pytest.raises(WorkerDiedError, match="kept dying on yfcc-00003, and no single"):
+            _run_in_process(proc_inputs, tmp_path, processes=2, workers=1)
+    finally:
+        proc_inputs.server.fault = None
+    expected = sorted(p.name for p in shards.list_shards(proc_reference))
+    assert _committed(tmp_path) == [name for name in expected if name != "yfcc-00003.parquet"]
+
+    summary = _run_in_process(proc_inputs, tmp_path, processes=1)
 
     assert (summary["shards_skipped"], summary["shards_written"]) == (8, 1)
-    _assert_same_shards(out, proc_reference)
+    _assert_same_shards(tmp_path, proc_reference)
 
 
 def test_two_ranks_at_once_make_the_same_shards_as_one(
