@@ -7,6 +7,8 @@ import csv
 import http.server
 import importlib.util
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -697,6 +699,19 @@ SERVED = {
 }
 
 
+def _hung_up(conn: socket.socket, seconds: float) -> bool:
+    """Whether the peer closes ``conn`` within ``seconds`` (reads nothing it sent)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([conn], [], [], left)
+        if readable:
+            try:
+                return conn.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                return True
+    return False
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     lock = threading.Lock()
     in_flight = peak = 0
@@ -735,8 +750,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/news/moved":
             self._send(301, "text/html", b"", {"Location": "/news/moved-final"})
         elif path == "/news/slow":
-            time.sleep(1.5)
-            self._send(200, "text/html", SERVED["/news/ledger"].encode())
+            # Answers after 1.5 s unless the client hangs up first: a request the client has
+            # given up on no longer counts as in flight, however long its server thread lives.
+            if not _hung_up(self.connection, 1.5):
+                self._send(200, "text/html", SERVED["/news/ledger"].encode())
         elif path == "/news/report.pdf":
             self._send(200, "application/pdf", b"%PDF-1.7\n" + b"0" * 1000)
         elif path == "/news/flaky" and type(self).flaky_calls < 1:
