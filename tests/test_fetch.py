@@ -673,7 +673,7 @@ def test_a_response_that_trickles_in_times_out(fault_server: Any) -> None:
     with pytest.raises(Rejected, match="timeout"):
         _read(params, "abc/def/abcdef.jpg")
     assert server.requests == 2
-    assert time.monotonic() - start < 1.9  # 2 x 0.5 s, not 2 x the 2 s the body takes
+    assert time.monotonic() - start < 3.0  # 2 x 0.5 s; without the bound, 2 x the 2 s body
 
 
 def test_not_found_is_not_retried(inputs: Inputs) -> None:
