@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         reads64 = run_reads(objects, args.images, slow, workers=64)
     norm, stored_bytes, source_bytes = run_normalise(args.seconds)
 
-    cores = len(os.sched_getaffinity(0))
+    cores = fetch.usable_cores()
     ceiling = cores * 1e3 / (c64.client_cpu_ms + c64.server_cpu_ms)
     base = seq.images_per_s
     lat = f"{args.latency_ms:.0f} ms"

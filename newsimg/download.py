@@ -225,8 +225,6 @@ def classify_error(exc: BaseException) -> tuple[str, bool]:
         if status is not None:
             return f"error: http {status}", status >= 500
         names = {cls.__name__ for cls in type(err).__mro__}
-        if "NewConnectionError" in names:  # urllib3 derives it from ConnectTimeoutError
-            return "error: connection", True
         if isinstance(err, TimeoutError) or any("Timeout" in name for name in names):
             return "timeout", True
         if isinstance(err, ConnectionError) or names & _CONNECTION_ERRORS:

@@ -29,7 +29,6 @@ import random
 import signal
 import sys
 import time
-import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import (
@@ -51,13 +50,12 @@ from typing import Any
 
 import pyarrow as pa
 from fsspec import filesystem
-from PIL import Image
 from tqdm import tqdm
 
 from newsimg import shards
 from newsimg.download import FileSystemReader, Reader, open_source, read_bytes
 from newsimg.errors import InputError, Rejected, TooManyFailuresError, WorkerDiedError
-from newsimg.images import normalise, quiet_bomb_warnings
+from newsimg.images import ignore_bomb_warnings, normalise, quiet_bomb_warnings
 from newsimg.params import FetchParams
 from newsimg.shards import Failure, ImageRow
 from newsimg.sources import read_yfcc_manifest
@@ -673,8 +671,7 @@ def _start_worker(
 ) -> None:
     _die_with_parent(parent)
     setup_logging(log_level)
-    # This process does nothing else: Pillow's warnings on big images stay off for its lifetime.
-    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    ignore_bomb_warnings()  # this process does nothing else: for its whole lifetime
     global _fetcher
     _fetcher = ShardFetcher(params, out, progress)
 

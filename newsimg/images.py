@@ -122,8 +122,13 @@ def _orientation(im: Image.Image) -> int | None:
 
 @contextmanager
 def quiet_bomb_warnings() -> Iterator[None]:
-    # Pillow warns on every image above its own MAX_IMAGE_PIXELS; ours is params.max_pixels and a
-    # rejected image is already recorded as "too_large", so the warnings are noise.
+    """:func:`ignore_bomb_warnings` for the ``with`` block only."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        ignore_bomb_warnings()
         yield
+
+
+def ignore_bomb_warnings() -> None:
+    """Silence Pillow's warning on every image above its own MAX_IMAGE_PIXELS: ours is
+    ``params.max_pixels``, and a rejected image is already recorded as ``too_large``."""
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)

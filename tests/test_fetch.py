@@ -912,10 +912,11 @@ def _held(p: ProcInputs, rows: range) -> Iterator[tuple[threading.Event, threadi
 FROM_SHARD_3 = range(3 * PROC_SHARD, PROC_ROWS)
 
 
-def _workers(proc: subprocess.Popen[str]) -> list[Any]:
-    """The stage's worker processes (spawned; not its resource tracker)."""
+def _workers(pid: int | None = None) -> list[Any]:
+    """The fetch worker processes of ``pid`` (default: this process), spawned; not its
+    resource tracker."""
     psutil = pytest.importorskip("psutil")
-    children = psutil.Process(proc.pid).children()
+    children = psutil.Process(pid).children()
     return [c for c in children if "spawn_main" in " ".join(c.cmdline())]
 
 
@@ -974,7 +975,7 @@ def test_a_worker_that_dies_is_replaced_and_its_shards_run_again(
     with _held(proc_inputs, FROM_SHARD_3) as (reached, gate):
         proc = _start_stage(proc_inputs, out, processes=2)
         _wait_until_held(proc, reached, out)
-        workers = _workers(proc)
+        workers = _workers(proc.pid)
         assert len(workers) == 2
         workers[0].kill()
         gate.set()
@@ -986,13 +987,11 @@ def test_a_worker_that_dies_is_replaced_and_its_shards_run_again(
 def _kill_workers_on(keys: set[str]) -> Callable[[str, int], None]:
     """A fault hook that kills this process's fetch workers whenever one of ``keys`` is asked
     for, as an image that crashes its decoder would."""
-    psutil = pytest.importorskip("psutil")
 
     def kill(key: str, attempt: int) -> None:
         if key in keys:
-            for child in psutil.Process().children():
-                if "spawn_main" in " ".join(child.cmdline()):
-                    child.kill()
+            for worker in _workers():
+                worker.kill()
         return None
 
     return kill
