@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from newsimg.errors import NewsimgError
-from newsimg.stage import setup_logging
+from newsimg.logs import setup_logging
 
 
 def _sample(args: argparse.Namespace) -> int:

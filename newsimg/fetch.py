@@ -55,9 +55,9 @@ from tqdm import tqdm
 from newsimg.download import FileSystemReader, Reader, open_source, read_bytes
 from newsimg.errors import InputError, Rejected, TooManyFailuresError, WorkerDiedError
 from newsimg.images import ignore_bomb_warnings, normalise, quiet_bomb_warnings
+from newsimg.logs import setup_logging
 from newsimg.params import FetchParams
 from newsimg.sources import read_yfcc_manifest
-from newsimg.stage import setup_logging
 from newsimg.store import shards
 from newsimg.store.shards import Failure, ImageRow
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from newsimg.errors import InputError
 from newsimg.params import RetrieveParams, SearchParams
 from newsimg.searcher import Searcher
-from newsimg.store.commit import atomic_path
+from newsimg.store import results as result_files
 from newsimg.store.names import NEWSIMAGES
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ def run(
             "score": scores.reshape(-1).astype(np.float32),
         }
     )
-    with atomic_path(out) as tmp:
-        pq.write_table(result, tmp)
+    result_files.write_results(out, result)
     if per_article_out is not None:
         extra = per_article(
             params,
@@ -132,7 +131,6 @@ def run(
             categories,
             searcher,
         )
-        with atomic_path(per_article_out) as tmp:
-            pq.write_table(extra, tmp)
+        result_files.write_per_article(per_article_out, extra)
     log.info("retrieved top %d for %d articles by %r", k, n, text)
     return result
