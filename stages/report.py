@@ -6,6 +6,7 @@ from pathlib import Path
 from newsimg import report
 from newsimg.params import ReportParams
 from newsimg.stage import stage
+from newsimg.submission import export as export_submission
 
 
 @stage(
@@ -22,9 +23,16 @@ def main(
     out: Path,
     submission: Path,
 ) -> None:
-    report.run(
-        params, articles, sorted(results.glob("*.parquet")), shards, out, per_article, submission
+    found = sorted(results.glob("*.parquet"))
+    report.gallery(
+        params,
+        articles=articles,
+        results=found,
+        shard_dir=shards,
+        out=out,
+        per_article=per_article,
     )
+    export_submission(params, articles=articles, results=found, shard_dir=shards, out=submission)
 
 
 if __name__ == "__main__":
