@@ -244,17 +244,25 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def test_search_ranks_like_retrieve(run_dir: Path) -> None:
-    """`newsimg search` on an article's text gives retrieve@lam's ranking for that article."""
+def test_search_ranks_like_retrieve(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The Searcher and `newsimg search` on an article's text give retrieve@lam's ranking for
+    that article."""
     from newsimg.cli import main
-    from newsimg.retrieve import search
+    from newsimg.searcher import Searcher
 
     art = run_dir / "artifacts"
     article = pq.read_table(art / "articles.parquet").to_pylist()[3]
-    hits = search([article["headline_lead"]], art / "models/base", art / "index",
-                  art / "models/lam", k=10)[0]  # fmt: skip
+    searcher = Searcher(model=art / "models/base", index=art / "index", lam=art / "models/lam")
+    scores, rows = searcher.search(searcher.encode_texts([article["headline_lead"]], lam=True), 10)
+    hits = searcher.hits(scores, rows)[0]
     results = pq.read_table(art / "results/lam.parquet").to_pylist()
     expected = [r["key"] for r in results if r["article_id"] == article["article_id"]][:10]
-    assert [key for key, _, _ in hits] == expected
-    assert main(["search", "three red kites", "--model", str(art / "models/base"),
-                 "--index", str(art / "index"), "-k", "3"]) == 0  # fmt: skip
+    assert [hit.key for hit in hits] == expected
+    assert [hit.rank for hit in hits] == list(range(1, 11))
+    capsys.readouterr()
+    assert main(["search", article["headline_lead"], "--model", str(art / "models/base"),
+                 "--index", str(art / "index"), "--lam", str(art / "models/lam"),
+                 "--params", str(run_dir / "params.yaml"), "-k", "3"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == article["headline_lead"]
+    assert [line.split()[-1] for line in printed[1:]] == expected[:3]
