@@ -15,13 +15,14 @@ order, with a status per article; one bad page never stops the stage.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import logging
 import re
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,9 +148,19 @@ _BOX_SENTENCE = re.compile(
     r"\b(?:we use cookies|use of cookies|cookie (?:policy|settings|preferences)|accept (?:all )?"
     r"cookies|by continuing to (?:browse|use)|(?:sign up|subscribe) (?:for|to) (?:our|the) "
     r"[\w ]{0,30}newsletter|newsletter delivered|delivered (?:straight )?to your inbox|"
-    r"share (?:this|on) (?:article|story|facebook|twitter|x)|follow us on)\b",
+    r"share (?:this|on) (?:article|story|facebook|twitter|x)|follow us on|"
+    r"get our free [\w ]{0,40}(?:email|newsletter)|i would like to be emailed|"
+    r"read our privacy (?:notice|policy)|newsletter (?:abonnieren|bestellen)|jetzt abonnieren)\b",
     re.IGNORECASE,
 )
+# Cookie banners in any language: "cookie" with the words such banners use around it.
+_COOKIE_SENTENCE = re.compile(
+    r"(?=.*\bcookies?\b)(?=.*\b(?:website|webseite|site|sitio|browser|brows|datenschutz|privacy|"
+    r"consent|einsatz|zustimm|accept|akzept|verwende|utilis|utiliz|usamos|navigat)\w*)",
+    re.IGNORECASE,
+)
+# Breadcrumbs: "Home > News > Politics", "Accueil › Actualités ›".
+_BREADCRUMB = re.compile(r"^(?:[^>›»]{1,60}\s[>›»]\s){2,}")
 # Credits inside a paragraph: "(AP Photo/Evan Vucci)", "(Photo by Jane Roe/Getty Images)".
 _INLINE_CREDIT = re.compile(
     r"\s*[(\[](?:(?:ap|afp|reuters|epa|pa|getty)\s+)?(?:photo|image|picture|pic)s?"
@@ -185,8 +196,15 @@ _PROMPT = re.compile(
     r"to read (?:this|the full) (?:article|story)|all rights reserved)\b",
     re.IGNORECASE,
 )
+_PREFIXES = (
+    ("byline_prefix", _BYLINE_PREFIX),
+    ("date_prefix", _DATE_PREFIX),
+    ("wire_dateline", _WIRE_DATELINE),
+    ("agency_dateline", _AGENCY_DATELINE),
+)
 _SENTENCE_END = re.compile(r"""[.!?…:;。！？]["'”’)\]」』）]*$""")
 _SHORT_LINE_WORDS = 8
+_SHORT_LINE_WORDS_IN_BODY = 0  # in the body short lines are subheadings and list items: kept
 
 
 def _norm(text: str) -> str:
@@ -212,35 +230,92 @@ def _drop_headline(line: str, headline: str) -> str:
     return line
 
 
-def _is_furniture(line: str) -> bool:
-    """Whole lines that are page furniture, not article text."""
+# The cleaning rules by name, each switchable (bench/leads.py --rules measures what each one
+# changes on real pages and what it is worth).
+RULES = (
+    "inline_credit",  # "(AP Photo/Evan Vucci)" inside a paragraph
+    "headline",  # the headline repeated before the body (or glued to it)
+    "byline_prefix",  # "By Jane Doe | " glued before the text
+    "date_prefix",  # "June 16, 2025 · " glued before the text
+    "wire_dateline",  # "WASHINGTON (Reuters) - "
+    "agency_dateline",  # "Dayton (CNN) — "
+    "furniture_line",  # captions, ad slots, share/newsletter/related lines
+    "box_line",  # cookie banner and newsletter box paragraphs
+    "byline_line",  # a paragraph that is only a byline
+    "timestamp_line",  # "Updated 10:32 a.m."
+    "credit_line",  # a caption ending in its photo credit
+    "short_line",  # short lines that are not sentences: kickers, subheadings, datelines
+    "cookie_line",  # cookie banner paragraphs in any language
+    "breadcrumb",  # "Home > News > Politics"
+    "label_line",  # "Key points:", "- ": a label or no letters at all
+    "prompt",  # paywall and login prompt sentences
+    "box_sentence",  # cookie and newsletter sentences inside paragraphs
+    "pull_quote",  # a sentence repeated later (pull quotes)
+    "opening",  # the opening paragraphs the first extractor missed, taken from the second
+    "coverage",  # the second extractor's text when the first found under half of it
+)
+_off: set[str] = set()
+
+
+@contextlib.contextmanager
+def rules_off(*names: str) -> Iterator[None]:
+    """Switch cleaning rules off inside the block (for measuring them; not thread-safe)."""
+    unknown = set(names) - set(RULES)
+    if unknown:
+        raise ValueError(f"unknown cleaning rules {sorted(unknown)}; known: {', '.join(RULES)}")
+    before = set(_off)
+    _off.update(names)
+    try:
+        yield
+    finally:
+        _off.clear()
+        _off.update(before)
+
+
+def _on(rule: str) -> bool:
+    return rule not in _off
+
+
+def _is_furniture(line: str, leading: bool = True) -> bool:
+    """Whole lines that are page furniture, not article text; ``leading``: no article paragraph
+    came before it (kickers, datelines and subheadings sit there; inside the body a short line
+    is a list item or a subheading, which is article text on real pages)."""
     words = count_words(line)
-    if _FURNITURE_LINE.match(line) and words <= 40:
+    if _on("furniture_line") and _FURNITURE_LINE.match(line) and words <= 40:
         return True
-    if _BOX_SENTENCE.search(line) and words <= 60:
+    if _on("box_line") and _BOX_SENTENCE.search(line) and words <= 60:
         return True
-    if _BYLINE_LINE.match(line) and words <= 12:
+    if _on("byline_line") and _BYLINE_LINE.match(line) and words <= 12:
         return True
-    if _TIMESTAMP_LINE.match(line) and words <= 12:
+    if _on("timestamp_line") and _TIMESTAMP_LINE.match(line) and words <= 12:
         return True
-    if _CREDIT.search(line) and words <= 40:  # a caption ending in its credit
+    if _on("credit_line") and _CREDIT.search(line) and words <= 40:  # a caption with its credit
         return True
+    if _on("cookie_line") and words <= 80 and _COOKIE_SENTENCE.match(line):
+        return True
+    if _on("breadcrumb") and _BREADCRUMB.match(line):
+        return True
+    if _on("label_line") and (
+        not re.search(r"[^\W\d_]", line) or (words <= 4 and line.endswith(":"))
+    ):
+        return True  # "- ", "Key points:", "Fotos:": no letters, or a label
     # Datelines, kickers, subheadings, "Advertisement", "Share": short and not a sentence.
-    return words <= _SHORT_LINE_WORDS and not _SENTENCE_END.search(line)
+    short = _SHORT_LINE_WORDS if leading else _SHORT_LINE_WORDS_IN_BODY
+    return _on("short_line") and words <= short and not _SENTENCE_END.search(line)
 
 
 def clean_paragraphs(text: str, headline: str) -> list[str]:
     """The extractor's text as paragraphs with leaked furniture removed, whitespace collapsed."""
     paragraphs = []
     for raw in text.splitlines():
-        line = " ".join(_INLINE_CREDIT.sub("", raw).split())
+        line = " ".join((_INLINE_CREDIT.sub("", raw) if _on("inline_credit") else raw).split())
         if not paragraphs:  # leaks sit before the first real paragraph
-            line = _drop_headline(line, headline)
-            line = _BYLINE_PREFIX.sub("", line)
-            line = _DATE_PREFIX.sub("", line)
-            line = _WIRE_DATELINE.sub("", line)
-            line = _AGENCY_DATELINE.sub("", line)
-        if line and not _is_furniture(line):
+            if _on("headline"):
+                line = _drop_headline(line, headline)
+            for rule, pattern in _PREFIXES:
+                if _on(rule):
+                    line = pattern.sub("", line)
+        if line and not _is_furniture(line, leading=not paragraphs):
             paragraphs.append(line)
     return paragraphs
 
@@ -446,10 +521,14 @@ def body_sentences(text: str, headline: str) -> tuple[list[str], bool]:
     prompted = any(_PROMPT.search(s) for s in sentences)
     kept, seen = [], set()
     for sentence in sentences:
-        if _PROMPT.search(sentence) or _BOX_SENTENCE.search(sentence):
+        if (
+            (_on("prompt") and _PROMPT.search(sentence))
+            or (_on("box_sentence") and _BOX_SENTENCE.search(sentence))
+            or (_on("cookie_line") and _COOKIE_SENTENCE.match(sentence))
+        ):
             continue
         key = _norm(sentence)
-        if len(key.split()) >= 5 and key in seen:  # a pull quote repeats the text
+        if _on("pull_quote") and len(key.split()) >= 5 and key in seen:  # a pull quote repeats
             continue
         seen.add(key)
         kept.append(sentence)
@@ -520,7 +599,7 @@ def approach_text(
     return render(params.template, headline, cut)
 
 
-def _paragraph_text(html: str, url: str) -> str:
+def _paragraph_text(html: str) -> str:
     """The last resort when both extractors give too little: the page's <p> paragraphs inside
     its <article> (else <main>, else the whole body), or failing that its meta description
     (often the standfirst)."""
@@ -547,10 +626,6 @@ def _paragraph_text(html: str, url: str) -> str:
     return text
 
 
-# Tried after the extractors, so that a page with any text gives a lead.
-FALLBACKS: dict[str, Callable[[str, str], str]] = {"paragraphs": _paragraph_text}
-
-
 def extract_lead(
     html: str,
     url: str | None = None,
@@ -574,13 +649,10 @@ def extract_lead(
     if headline is None:
         headline = page_title(html)
     errors, paywalled = [], False
-    # The extractors in order, then the last resort: a page that has text always gives a lead.
-    for name in [*extractor.split("+"), *FALLBACKS]:
-        last_resort = name in FALLBACKS
-        if last_resort and paywalled:
-            break  # a paywall's teaser is not a lead
+    found: list[tuple[str, list[str]]] = []
+    for name in extractor.split("+"):
         try:
-            text = (FALLBACKS.get(name) or EXTRACTORS[name])(html, url or "")
+            text = EXTRACTORS[name](html, url or "")
         # Extractors raise whatever their parsers and optional tokenizers raise (ImportError for
         # a missing jieba or nltk, lxml errors, ...): record it and try the next extractor.
         except Exception as err:
@@ -591,24 +663,53 @@ def extract_lead(
         words = count_words(" ".join(sentences))
         if prompted and words < PAYWALL_TEASER_WORDS:
             paywalled = True
-            continue
-        if words < (1 if last_resort else MIN_WORDS):
-            continue
-        lead = cut_lead(
-            headline,
-            sentences,
-            mode=mode,
-            max_words=max_words,
-            max_tokens=max_tokens,
-            template=template,
-        )
-        language, confidence = detect_language(" ".join(sentences))
-        return Lead(lead, "ok", name, headline, language, confidence)
-    if paywalled:
+        elif words >= MIN_WORDS:
+            found.append((name, sentences))
+    if len(found) > 1:
+        name, sentences = combine(*found[0], *found[1])
+    elif found:
+        name, sentences = found[0]
+    elif paywalled:
         return Lead("", "paywall", "", headline)
-    if errors:
-        return Lead("", errors[0], "", headline)
-    return Lead("", "no_text", "", headline)
+    else:
+        # The last resort, so that a page with any text gives a lead (a missing tokenizer,
+        # a page both extractors misread).
+        sentences = body_sentences(_paragraph_text(html), headline)[0]
+        name = "paragraphs"
+        if not sentences:
+            return Lead("", errors[0] if errors else "no_text", "", headline)
+    lead = cut_lead(
+        headline,
+        sentences,
+        mode=mode,
+        max_words=max_words,
+        max_tokens=max_tokens,
+        template=template,
+    )
+    language, confidence = detect_language(" ".join(sentences))
+    return Lead(lead, "ok", name, headline, language, confidence)
+
+
+OPENING_MAX_WORDS = 120  # an opening the first extractor missed is at most this long
+
+
+def combine(first: str, ours: list[str], second: str, theirs: list[str]) -> tuple[str, list[str]]:
+    """One body from two extractors' cleaned sentences: the first's, unless it found under half
+    of what the second found (it took one block of the article: the second's); with the opening
+    sentences the second has before the first's first sentence put back (an opening paragraph
+    in a container of its own, which newspaper4k often misses)."""
+    if _on("coverage") and count_words(" ".join(ours)) < 0.5 * count_words(" ".join(theirs)):
+        return second, theirs
+    if _on("opening"):
+        start = " ".join(_norm(ours[0]).split()[:8])
+        for i, sentence in enumerate(theirs[:12]):
+            if _norm(sentence).startswith(start):
+                prefix = theirs[:i]
+                n = count_words(" ".join(prefix))
+                if prefix and n <= OPENING_MAX_WORDS and any(count_words(p) >= 6 for p in prefix):
+                    return f"{first}+{second}", prefix + ours
+                break
+    return first, ours
 
 
 def page_lead(

@@ -633,6 +633,57 @@ def test_clean_paragraphs_drops_leaked_furniture() -> None:
     ]
 
 
+def test_real_page_furniture_in_any_language_and_body_subheadings() -> None:
+    text = "\n".join(
+        [
+            "Startseite > Nachrichten > Lokales",
+            "Auf unserer Website werden Cookies gemäß unserer Datenschutzerklärung verwendet.",
+            "Key points:",
+            "- ",
+            PARAGRAPHS[0],
+            "Nationale Egoismen",  # a subheading inside the body: article text on real pages
+            PARAGRAPHS[1],
+            "Get our free Morning Headlines email for the latest news.",
+        ]
+    )
+    assert leads.clean_paragraphs(text, HEADLINE) == [
+        PARAGRAPHS[0],
+        "Nationale Egoismen",
+        PARAGRAPHS[1],
+    ]
+    assert leads.body_sentences(text, HEADLINE)[0] == [*S[:2], "Nationale Egoismen", *S[2:4]]
+    # "Bake the cookies" is a recipe, not a banner
+    assert leads.clean_paragraphs("Bake the cookies for ten minutes until golden.", "") != []
+    with leads.rules_off("cookie_line", "breadcrumb", "label_line"):
+        assert leads.clean_paragraphs(text, HEADLINE)[:3] == [  # the breadcrumb is short: it goes
+            "Auf unserer Website werden Cookies gemäß unserer Datenschutzerklärung verwendet.",
+            "Key points:",
+            "-",
+        ]
+    with pytest.raises(ValueError, match="unknown cleaning rules"):
+        leads.rules_off("no_such_rule").__enter__()
+
+
+def test_combine_restores_a_missed_opening_and_a_missed_body() -> None:
+    opening = "Sich kurz zu fassen, ist ein wesentliches Prinzip eines Gesprächs."
+    theirs = [opening, *S]
+    # newspaper4k missed the opening paragraph (two sentences): put back from trafilatura
+    assert leads.combine("newspaper", S[1:], "trafilatura", theirs) == (
+        "newspaper+trafilatura",
+        theirs,
+    )
+    assert leads.combine("newspaper", S, "trafilatura", theirs) == (
+        "newspaper+trafilatura",
+        theirs,
+    )
+    # a caption-like prefix (no sentence of six words) is not an opening
+    assert leads.combine("newspaper", S, "trafilatura", ["Key facts", *S]) == ("newspaper", S)
+    # the first found under half of the second's text: the second's
+    assert leads.combine("newspaper", S[:2], "trafilatura", S) == ("trafilatura", S)
+    with leads.rules_off("coverage", "opening"):
+        assert leads.combine("newspaper", S[:2], "trafilatura", theirs) == ("newspaper", S[:2])
+
+
 def test_repeated_sentence_is_dropped_as_a_pull_quote() -> None:
     sentences, prompted = leads.body_sentences(
         "\n".join([*PARAGRAPHS[:2], S[1], *PARAGRAPHS[2:]]), HEADLINE
