@@ -666,7 +666,7 @@ def extract_lead(
         elif words >= MIN_WORDS:
             found.append((name, sentences))
     if len(found) > 1:
-        name, sentences = combine(*found[0], *found[1])
+        name, sentences = combine(*found[0], *found[1], headline=headline)
     elif found:
         name, sentences = found[0]
     elif paywalled:
@@ -693,7 +693,24 @@ def extract_lead(
 OPENING_MAX_WORDS = 120  # an opening the first extractor missed is at most this long
 
 
-def combine(first: str, ours: list[str], second: str, theirs: list[str]) -> tuple[str, list[str]]:
+def _after_headline(prefix: list[str], headline: str) -> list[str]:
+    """What follows the last copy of the headline in ``prefix``: text before the headline is a
+    page header (a standfirst or kicker above the title), not an opening. ``prefix`` itself when
+    the headline is not in it."""
+    words = re.findall(r"\w+", headline)
+    if not words:
+        return prefix
+    text = " ".join(prefix)
+    matches = list(re.finditer(r"\W+".join(map(re.escape, words)), text, re.IGNORECASE))
+    if not matches:
+        return prefix
+    rest = text[matches[-1].end() :].lstrip(" :|-–—").strip()
+    return split_sentences(rest) if rest else []
+
+
+def combine(
+    first: str, ours: list[str], second: str, theirs: list[str], *, headline: str = ""
+) -> tuple[str, list[str]]:
     """One body from two extractors' cleaned sentences: the first's, unless it found under half
     of what the second found (it took one block of the article: the second's); with the opening
     sentences the second has before the first's first sentence put back (an opening paragraph
@@ -704,7 +721,7 @@ def combine(first: str, ours: list[str], second: str, theirs: list[str]) -> tupl
         start = " ".join(_norm(ours[0]).split()[:8])
         for i, sentence in enumerate(theirs[:12]):
             if _norm(sentence).startswith(start):
-                prefix = theirs[:i]
+                prefix = _after_headline(theirs[:i], headline) if _on("headline") else theirs[:i]
                 n = count_words(" ".join(prefix))
                 if prefix and n <= OPENING_MAX_WORDS and any(count_words(p) >= 6 for p in prefix):
                     return f"{first}+{second}", prefix + ours

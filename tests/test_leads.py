@@ -676,6 +676,14 @@ def test_combine_restores_a_missed_opening_and_a_missed_body() -> None:
         "newspaper+trafilatura",
         theirs,
     )
+    # a standfirst above the repeated headline is the page's header, not an opening
+    header = [f"{opening} {HEADLINE}", S[0]]
+    assert leads.combine(
+        "newspaper", S[1:], "trafilatura", [*header, *S[1:]], headline=HEADLINE
+    ) == (
+        "newspaper+trafilatura",
+        S,
+    )
     # a caption-like prefix (no sentence of six words) is not an opening
     assert leads.combine("newspaper", S, "trafilatura", ["Key facts", *S]) == ("newspaper", S)
     # the first found under half of the second's text: the second's
