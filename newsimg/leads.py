@@ -15,19 +15,16 @@ order, with a status per article; one bad page never stops the stage.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import logging
 import re
-import threading
-import time
 import warnings
-from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,6 +33,7 @@ from tqdm import tqdm
 from newsimg.atomic import atomic_path
 from newsimg.clip import count_tokens
 from newsimg.errors import InputError, TooManyFailuresError
+from newsimg.pages import download_pages, read_page, reason
 from newsimg.params import LeadsParams
 from newsimg.sources import read_newsimages_csv
 
@@ -54,13 +52,15 @@ SCHEMA = pa.schema(
         ("headline_lead", pa.string()),  # the headline_lead approach's text (leads.template)
         ("headline_lead_tokens", pa.int32()),  # its tokens, SOT/EOT included
         ("status", pa.string()),
+        ("language", pa.string()),  # ISO 639-1 of the lead by py3langid; "" for no lead
+        ("language_confidence", pa.float32()),  # its probability, 0 for no lead
         ("extractor", pa.string()),
         ("download", pa.string()),  # what the download did; "" when leads.download is false
     ]
 )
 # "ok" is the only success. Pages: no_url (no page and no URL to get it from), no_page,
 # empty_page, too_large, not_html, bad_encoding. Text: no_text (nothing usable: empty body, link
-# list), paywall (a subscription prompt and at most a short teaser), not_english,
+# list), paywall (a subscription prompt and at most a short teaser),
 # "error: <extractor>: <reason>" (every extractor failed).
 STATUSES = (
     "ok",
@@ -72,7 +72,6 @@ STATUSES = (
     "bad_encoding",
     "no_text",
     "paywall",
-    "not_english",
     "error",
 )
 MIN_WORDS = 8  # less cleaned body text than this is "nothing useful" (paywall stubs, link lists)
@@ -149,9 +148,19 @@ _BOX_SENTENCE = re.compile(
     r"\b(?:we use cookies|use of cookies|cookie (?:policy|settings|preferences)|accept (?:all )?"
     r"cookies|by continuing to (?:browse|use)|(?:sign up|subscribe) (?:for|to) (?:our|the) "
     r"[\w ]{0,30}newsletter|newsletter delivered|delivered (?:straight )?to your inbox|"
-    r"share (?:this|on) (?:article|story|facebook|twitter|x)|follow us on)\b",
+    r"share (?:this|on) (?:article|story|facebook|twitter|x)|follow us on|"
+    r"get our free [\w ]{0,40}(?:email|newsletter)|i would like to be emailed|"
+    r"read our privacy (?:notice|policy)|newsletter (?:abonnieren|bestellen)|jetzt abonnieren)\b",
     re.IGNORECASE,
 )
+# Cookie banners in any language: "cookie" with the words such banners use around it.
+_COOKIE_SENTENCE = re.compile(
+    r"(?=.*\bcookies?\b)(?=.*\b(?:website|webseite|site|sitio|browser|brows|datenschutz|privacy|"
+    r"consent|einsatz|zustimm|accept|akzept|verwende|utilis|utiliz|usamos|navigat)\w*)",
+    re.IGNORECASE,
+)
+# Breadcrumbs: "Home > News > Politics", "Accueil › Actualités ›".
+_BREADCRUMB = re.compile(r"^(?:[^>›»]{1,60}\s[>›»]\s){2,}")
 # Credits inside a paragraph: "(AP Photo/Evan Vucci)", "(Photo by Jane Roe/Getty Images)".
 _INLINE_CREDIT = re.compile(
     r"\s*[(\[](?:(?:ap|afp|reuters|epa|pa|getty)\s+)?(?:photo|image|picture|pic)s?"
@@ -187,8 +196,15 @@ _PROMPT = re.compile(
     r"to read (?:this|the full) (?:article|story)|all rights reserved)\b",
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"""[.!?…:;]["'”’)\]]*$""")
+_PREFIXES = (
+    ("byline_prefix", _BYLINE_PREFIX),
+    ("date_prefix", _DATE_PREFIX),
+    ("wire_dateline", _WIRE_DATELINE),
+    ("agency_dateline", _AGENCY_DATELINE),
+)
+_SENTENCE_END = re.compile(r"""[.!?…:;。！？]["'”’)\]」』）]*$""")
 _SHORT_LINE_WORDS = 8
+_SHORT_LINE_WORDS_IN_BODY = 0  # in the body short lines are subheadings and list items: kept
 
 
 def _norm(text: str) -> str:
@@ -214,35 +230,92 @@ def _drop_headline(line: str, headline: str) -> str:
     return line
 
 
-def _is_furniture(line: str) -> bool:
-    """Whole lines that are page furniture, not article text."""
-    words = len(line.split())
-    if _FURNITURE_LINE.match(line) and words <= 40:
+# The cleaning rules by name, each switchable (bench/leads.py --rules measures what each one
+# changes on real pages and what it is worth).
+RULES = (
+    "inline_credit",  # "(AP Photo/Evan Vucci)" inside a paragraph
+    "headline",  # the headline repeated before the body (or glued to it)
+    "byline_prefix",  # "By Jane Doe | " glued before the text
+    "date_prefix",  # "June 16, 2025 · " glued before the text
+    "wire_dateline",  # "WASHINGTON (Reuters) - "
+    "agency_dateline",  # "Dayton (CNN) — "
+    "furniture_line",  # captions, ad slots, share/newsletter/related lines
+    "box_line",  # cookie banner and newsletter box paragraphs
+    "byline_line",  # a paragraph that is only a byline
+    "timestamp_line",  # "Updated 10:32 a.m."
+    "credit_line",  # a caption ending in its photo credit
+    "short_line",  # short lines that are not sentences: kickers, subheadings, datelines
+    "cookie_line",  # cookie banner paragraphs in any language
+    "breadcrumb",  # "Home > News > Politics"
+    "label_line",  # "Key points:", "- ": a label or no letters at all
+    "prompt",  # paywall and login prompt sentences
+    "box_sentence",  # cookie and newsletter sentences inside paragraphs
+    "pull_quote",  # a sentence repeated later (pull quotes)
+    "opening",  # the opening paragraphs the first extractor missed, taken from the second
+    "coverage",  # the second extractor's text when the first found under half of it
+)
+_off: set[str] = set()
+
+
+@contextlib.contextmanager
+def rules_off(*names: str) -> Iterator[None]:
+    """Switch cleaning rules off inside the block (for measuring them; not thread-safe)."""
+    unknown = set(names) - set(RULES)
+    if unknown:
+        raise ValueError(f"unknown cleaning rules {sorted(unknown)}; known: {', '.join(RULES)}")
+    before = set(_off)
+    _off.update(names)
+    try:
+        yield
+    finally:
+        _off.clear()
+        _off.update(before)
+
+
+def _on(rule: str) -> bool:
+    return rule not in _off
+
+
+def _is_furniture(line: str, leading: bool = True) -> bool:
+    """Whole lines that are page furniture, not article text; ``leading``: no article paragraph
+    came before it (kickers, datelines and subheadings sit there; inside the body a short line
+    is a list item or a subheading, which is article text on real pages)."""
+    words = count_words(line)
+    if _on("furniture_line") and _FURNITURE_LINE.match(line) and words <= 40:
         return True
-    if _BOX_SENTENCE.search(line) and words <= 60:
+    if _on("box_line") and _BOX_SENTENCE.search(line) and words <= 60:
         return True
-    if _BYLINE_LINE.match(line) and words <= 12:
+    if _on("byline_line") and _BYLINE_LINE.match(line) and words <= 12:
         return True
-    if _TIMESTAMP_LINE.match(line) and words <= 12:
+    if _on("timestamp_line") and _TIMESTAMP_LINE.match(line) and words <= 12:
         return True
-    if _CREDIT.search(line) and words <= 40:  # a caption ending in its credit
+    if _on("credit_line") and _CREDIT.search(line) and words <= 40:  # a caption with its credit
         return True
+    if _on("cookie_line") and words <= 80 and _COOKIE_SENTENCE.match(line):
+        return True
+    if _on("breadcrumb") and _BREADCRUMB.match(line):
+        return True
+    if _on("label_line") and (
+        not re.search(r"[^\W\d_]", line) or (words <= 4 and line.endswith(":"))
+    ):
+        return True  # "- ", "Key points:", "Fotos:": no letters, or a label
     # Datelines, kickers, subheadings, "Advertisement", "Share": short and not a sentence.
-    return words <= _SHORT_LINE_WORDS and not _SENTENCE_END.search(line)
+    short = _SHORT_LINE_WORDS if leading else _SHORT_LINE_WORDS_IN_BODY
+    return _on("short_line") and words <= short and not _SENTENCE_END.search(line)
 
 
 def clean_paragraphs(text: str, headline: str) -> list[str]:
     """The extractor's text as paragraphs with leaked furniture removed, whitespace collapsed."""
     paragraphs = []
     for raw in text.splitlines():
-        line = " ".join(_INLINE_CREDIT.sub("", raw).split())
+        line = " ".join((_INLINE_CREDIT.sub("", raw) if _on("inline_credit") else raw).split())
         if not paragraphs:  # leaks sit before the first real paragraph
-            line = _drop_headline(line, headline)
-            line = _BYLINE_PREFIX.sub("", line)
-            line = _DATE_PREFIX.sub("", line)
-            line = _WIRE_DATELINE.sub("", line)
-            line = _AGENCY_DATELINE.sub("", line)
-        if line and not _is_furniture(line):
+            if _on("headline"):
+                line = _drop_headline(line, headline)
+            for rule, pattern in _PREFIXES:
+                if _on(rule):
+                    line = pattern.sub("", line)
+        if line and not _is_furniture(line, leading=not paragraphs):
             paragraphs.append(line)
     return paragraphs
 
@@ -346,70 +419,62 @@ def fit_lead(headline: str, sentences: Sequence[str], template: str, max_tokens:
     k = _largest_fitting(len(candidates), lambda k: fits(" ".join(candidates[:k])))
     if k or not candidates:
         return " ".join(candidates[:k])
-    first = candidates[0].split()[:max_tokens]
-    k = _largest_fitting(len(first), lambda k: fits(" ".join(first[:k])))
-    # A cut mid-sentence should not end on a dangling comma or dash.
-    return " ".join(first[:k]).rstrip(",;:–—-")
+    first = candidates[0]
+    # A first sentence too long: whole CJK sentences (they end without a space), else whole words
+    # (a cut mid-sentence should not end on a dangling comma or dash), else characters.
+    pieces = _CJK_SENTENCE.findall(first)
+    if len(pieces) > 1:
+        k = _largest_fitting(len(pieces), lambda k: fits("".join(pieces[:k])))
+        if k:
+            return "".join(pieces[:k])
+    words = first.split()[:max_tokens]
+    k = _largest_fitting(len(words), lambda k: fits(" ".join(words[:k])))
+    if k or len(words) > 1:
+        return " ".join(words[:k]).rstrip(",;:–—-")
+    k = _largest_fitting(min(len(first), 4 * max_tokens), lambda k: fits(first[:k]))
+    return first[:k]
 
 
-# --- pages ----------------------------------------------------------------------------------------
-
-_HTML_SNIFF = re.compile(rb"<\s*(?:!doctype\s+html|html|head|body|p|div|article|title)\b", re.I)
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w.:-]+)""", re.I)
-
-
-def decode_page(raw: bytes, max_bytes: int | None = None) -> tuple[str, str]:
-    """``(html, "ok")`` or ``("", status)`` for a page that is empty, too large, not HTML or
-    undecodable. UTF-8 first, then the page's declared charset, then a detected one."""
-    if max_bytes is not None and len(raw) > max_bytes:
-        return "", "too_large"
-    if not raw.strip():
-        return "", "empty_page"
-    head = raw[:65536]
-    if head.startswith(b"%PDF") or b"\x00" in head[:4096] or not _HTML_SNIFF.search(head):
-        return "", "not_html"
-    try:
-        return raw.decode("utf-8"), "ok"
-    except UnicodeDecodeError:
-        pass
-    declared = _META_CHARSET.search(head)
-    if declared:
-        try:
-            return raw.decode(declared.group(1).decode("ascii")), "ok"
-        except (LookupError, UnicodeDecodeError):
-            pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(raw).best()
-    if best is not None and best.encoding:
-        text = str(best)
-        if text.count("\ufffd") <= len(text) / 1000:
-            return text, "ok"
-    text = raw.decode("utf-8", errors="replace")
-    if text.count("\ufffd") > len(text) / 1000:
-        return "", "bad_encoding"
-    return text, "ok"
+_CJK_SENTENCE = re.compile(r"[^。！？]*[。！？]+[」』）\])]*|[^。！？]+$")
+# Scripts written without spaces between words: each character counts as half a word.
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f]")
 
 
-# --- language -------------------------------------------------------------------------------------
+def count_words(text: str) -> int:
+    """Whitespace words, with Chinese, Japanese and Thai text counted at two characters a word
+    (their words are not separated by spaces)."""
+    unspaced = len(_UNSPACED.findall(text))
+    if not unspaced:
+        return len(text.split())
+    spaced = sum(1 for w in text.split() if not _UNSPACED.search(w))
+    return spaced + (unspaced + 1) // 2
 
-_ENGLISH = _wordset(
-    "the of and to a in is was for that on with as by at from it he she they his her their are "
-    "were be been has have had not but or an this which who will would said after more about "
-    "than its into also over when up out new one two can all we there year years people"
-)
+
+# --- language ---------------------------------------------------------------------------------
 
 
-def is_english(text: str) -> bool:
-    """Whether a body is English: offline, by the share of common English words (English prose
-    is ~40% such words, other languages well under 15%) and of Latin letters."""
-    letters = re.findall(r"[^\W\d_]", text)
-    if letters and sum(c.isascii() for c in letters) / len(letters) < 0.7:
-        return False
-    words = re.findall(r"[^\W\d_]+", text.casefold())
-    if len(words) < 20:
-        return True  # too little to tell
-    return sum(w in _ENGLISH for w in words) / len(words) >= 0.15
+@functools.cache
+def _identifier() -> object:
+    """py3langid's model (97 languages, shipped inside the package; nothing is downloaded),
+    loaded once on first use (~2 s: it is xz-compressed)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def detect_language(text: str) -> tuple[str, float]:
+    """``(ISO 639-1 code, probability)`` of a text by py3langid, offline; ``("", 0.0)`` for a
+    text without letters. The first 3,000 characters are enough and keep it ~1 ms."""
+    sample = text[:3000]
+    if not re.search(r"[^\W\d_]", sample):
+        return "", 0.0
+    code, prob = _identifier().classify(sample)  # type: ignore[attr-defined]
+    return str(code), round(float(prob), 4)
+
+
+def lead_enters(language: str, languages: Sequence[str] | str) -> bool:
+    """Whether a lead in ``language`` enters the approach text under ``leads.languages``."""
+    return languages == "all" or language in languages
 
 
 # --- one page -------------------------------------------------------------------------------------
@@ -421,15 +486,12 @@ class Lead:
     status: str  # one of STATUSES ("error: <reason>" for "error")
     extractor: str = ""  # which extractor gave the text, "" when none did
     title: str = ""  # the headline the lead was built for (the page's own when none was given)
+    language: str = ""  # ISO 639-1 code of the lead's text (py3langid); "" when there is none
+    language_confidence: float = 0.0  # the detector's probability for it
 
     @property
     def words(self) -> int:
         return len(self.text.split())
-
-
-def _reason(name: str, err: BaseException) -> str:
-    first_line = (str(err).strip().splitlines() or [""])[0]
-    return f"error: {name}: {type(err).__name__}: {first_line}"[:160]
 
 
 def page_title(html: str) -> str:
@@ -459,10 +521,14 @@ def body_sentences(text: str, headline: str) -> tuple[list[str], bool]:
     prompted = any(_PROMPT.search(s) for s in sentences)
     kept, seen = [], set()
     for sentence in sentences:
-        if _PROMPT.search(sentence) or _BOX_SENTENCE.search(sentence):
+        if (
+            (_on("prompt") and _PROMPT.search(sentence))
+            or (_on("box_sentence") and _BOX_SENTENCE.search(sentence))
+            or (_on("cookie_line") and _COOKIE_SENTENCE.match(sentence))
+        ):
             continue
         key = _norm(sentence)
-        if len(key.split()) >= 5 and key in seen:  # a pull quote repeats the text
+        if _on("pull_quote") and len(key.split()) >= 5 and key in seen:  # a pull quote repeats
             continue
         seen.add(key)
         kept.append(sentence)
@@ -474,28 +540,116 @@ def first_words(sentences: Sequence[str], max_words: int) -> str:
     return " ".join(" ".join(sentences).split()[:max_words])
 
 
+_DEFAULTS = LeadsParams()  # the defaults are named once, in newsimg.params
+
+
+def cut_lead(
+    headline: str,
+    sentences: Sequence[str],
+    *,
+    mode: str = _DEFAULTS.mode,
+    max_words: int = _DEFAULTS.max_words,
+    max_tokens: int = _DEFAULTS.max_tokens,
+    template: str = _DEFAULTS.template,
+) -> str:
+    """The lead cut from a body's sentences by ``mode``: ``first_words`` (the first
+    ``max_words`` words) or ``sentences`` (whole sentences while ``template`` filled with the
+    headline and the lead fits ``max_tokens`` tokens)."""
+    if mode == "first_words":
+        return first_words(sentences, max_words)
+    if mode == "sentences":
+        return fit_lead(headline, sentences, template, max_tokens)
+    raise ValueError(f"mode must be first_words or sentences, not {mode!r}")
+
+
+def approach_text(
+    headline: str, lead: str, params: LeadsParams | None = None, *, language: str | None = None
+) -> str:
+    """The headline_lead approach's text for a headline and a lead, exactly as the leads stage
+    makes it: the lead split into sentences and cut by ``params.mode`` (the token budget), then
+    put into ``params.template``; just the headline when the lead is empty or its language is
+    not among ``params.languages`` (``language``: the lead's, detected when not given).
+
+    For a lead the stage extracted this returns the stage's ``headline_lead`` unchanged (cutting
+    is idempotent); a longer text (a user's own lead) is cut to the budget the same way.
+    """
+    params = params if params is not None else _DEFAULTS
+    if params.languages != "all" and lead.strip():
+        if language is None:
+            language = detect_language(lead)[0]
+        if not lead_enters(language, params.languages):
+            lead = ""
+    whole = " ".join(lead.split())
+    if params.mode == "first_words" and len(whole.split()) <= params.max_words:
+        return render(params.template, headline, whole)  # what cutting would give, at no cost
+    if params.mode == "sentences":
+        text = render(params.template, headline, whole)
+        if count_tokens([text])[0] <= params.max_tokens:
+            return text
+    paragraphs = (" ".join(p.split()) for p in lead.splitlines())
+    sentences = [s for p in paragraphs if p for s in split_sentences(p)]
+    cut = cut_lead(
+        headline,
+        sentences,
+        mode=params.mode,
+        max_words=params.max_words,
+        max_tokens=params.max_tokens,
+        template=params.template,
+    )
+    return render(params.template, headline, cut)
+
+
+def _paragraph_text(html: str) -> str:
+    """The last resort when both extractors give too little: the page's <p> paragraphs inside
+    its <article> (else <main>, else the whole body), or failing that its meta description
+    (often the standfirst)."""
+    import lxml.html
+
+    try:
+        doc = lxml.html.document_fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return ""
+    for bad in doc.xpath("//script|//style|//noscript|//nav|//footer|//header|//aside|//form"):
+        bad.drop_tree()
+    root = (doc.xpath("//article") or doc.xpath("//main") or [doc])[0]
+    paragraphs = [" ".join(p.text_content().split()) for p in root.iter("p")]
+    text = "\n".join(p for p in paragraphs if count_words(p) >= 3)
+    if count_words(text) >= MIN_WORDS:
+        return text
+    for xpath in (
+        '//meta[@property="og:description"]/@content',
+        '//meta[@name="description"]/@content',
+    ):
+        found = [d for d in doc.xpath(xpath) if d.strip()]
+        if found:
+            return " ".join(found[0].split())
+    return text
+
+
 def extract_lead(
     html: str,
     url: str | None = None,
-    mode: str = "first_words",
-    max_words: int = 100,
     *,
+    mode: str = _DEFAULTS.mode,
+    max_words: int = _DEFAULTS.max_words,
     headline: str | None = None,
-    extractor: str = "newspaper+trafilatura",
-    max_tokens: int = 248,
-    template: str = "{headline}: {lead}",
+    extractor: str = _DEFAULTS.extractor,
+    max_tokens: int = _DEFAULTS.max_tokens,
+    template: str = _DEFAULTS.template,
 ) -> Lead:
     """The lead of one page's HTML; every failure becomes the result's status, never raises.
 
     ``headline`` (the CSV's title) is removed where it repeats; without it the page's own title
     is used. ``mode`` is ``first_words`` (the first ``max_words`` words) or ``sentences`` (whole
-    sentences while ``template`` with the headline fits ``max_tokens`` tokens).
+    sentences while ``template`` with the headline fits ``max_tokens`` tokens). The defaults are
+    the leads params' (newsimg.params.LeadsParams); :func:`page_lead` takes the params whole.
     """
     if mode not in ("first_words", "sentences"):
         raise ValueError(f"mode must be first_words or sentences, not {mode!r}")
     if headline is None:
         headline = page_title(html)
     errors, paywalled = [], False
+    found: list[tuple[str, list[str]]] = []
     for name in extractor.split("+"):
         try:
             text = EXTRACTORS[name](html, url or "")
@@ -503,44 +657,87 @@ def extract_lead(
         # a missing jieba or nltk, lxml errors, ...): record it and try the next extractor.
         except Exception as err:
             log.debug("%s failed on %s: %r", name, url, err)
-            errors.append(_reason(name, err))
+            errors.append(reason(name, err))
             continue
         sentences, prompted = body_sentences(text, headline)
-        words = sum(len(s.split()) for s in sentences)
-        if words < MIN_WORDS or (prompted and words < PAYWALL_TEASER_WORDS):
-            paywalled = paywalled or prompted
-            continue
-        if not is_english(" ".join(sentences)):
-            return Lead("", "not_english", name, headline)
-        if mode == "first_words":
-            lead = first_words(sentences, max_words)
-        else:
-            lead = fit_lead(headline, sentences, template, max_tokens)
-        return Lead(lead, "ok", name, headline)
-    if errors:
-        return Lead("", errors[0], "", headline)
-    return Lead("", "paywall" if paywalled else "no_text", "", headline)
+        words = count_words(" ".join(sentences))
+        if prompted and words < PAYWALL_TEASER_WORDS:
+            paywalled = True
+        elif words >= MIN_WORDS:
+            found.append((name, sentences))
+    if len(found) > 1:
+        name, sentences = combine(*found[0], *found[1], headline=headline)
+    elif found:
+        name, sentences = found[0]
+    elif paywalled:
+        return Lead("", "paywall", "", headline)
+    else:
+        # The last resort, so that a page with any text gives a lead (a missing tokenizer,
+        # a page both extractors misread).
+        sentences = body_sentences(_paragraph_text(html), headline)[0]
+        name = "paragraphs"
+        if not sentences:
+            return Lead("", errors[0] if errors else "no_text", "", headline)
+    lead = cut_lead(
+        headline,
+        sentences,
+        mode=mode,
+        max_words=max_words,
+        max_tokens=max_tokens,
+        template=template,
+    )
+    language, confidence = detect_language(" ".join(sentences))
+    return Lead(lead, "ok", name, headline, language, confidence)
 
 
-def article_lead(row: dict[str, str], pages_dir: Path, params: LeadsParams) -> Lead:
-    """Read one article's cached page and extract its lead; every failure becomes a status."""
-    headline = row["article_title"]
-    path = pages_dir / f"{row['article_id']}.html"
-    if not path.is_file():
-        return Lead("", "no_page" if row["article_url"].strip() else "no_url", "", headline)
-    try:
-        if path.stat().st_size > params.max_page_bytes:
-            return Lead("", "too_large", "", headline)
-        html, status = decode_page(path.read_bytes())
-    except OSError as err:
-        return Lead("", _reason("read", err), "", headline)
-    if status != "ok":
-        return Lead("", status, "", headline)
+OPENING_MAX_WORDS = 120  # an opening the first extractor missed is at most this long
+
+
+def _after_headline(prefix: list[str], headline: str) -> list[str]:
+    """What follows the last copy of the headline in ``prefix``: text before the headline is a
+    page header (a standfirst or kicker above the title), not an opening. ``prefix`` itself when
+    the headline is not in it."""
+    words = re.findall(r"\w+", headline)
+    if not words:
+        return prefix
+    text = " ".join(prefix)
+    matches = list(re.finditer(r"\W+".join(map(re.escape, words)), text, re.IGNORECASE))
+    if not matches:
+        return prefix
+    rest = text[matches[-1].end() :].lstrip(" :|-–—").strip()
+    return split_sentences(rest) if rest else []
+
+
+def combine(
+    first: str, ours: list[str], second: str, theirs: list[str], *, headline: str = ""
+) -> tuple[str, list[str]]:
+    """One body from two extractors' cleaned sentences: the first's, unless it found under half
+    of what the second found (it took one block of the article: the second's); with the opening
+    sentences the second has before the first's first sentence put back (an opening paragraph
+    in a container of its own, which newspaper4k often misses)."""
+    if _on("coverage") and count_words(" ".join(ours)) < 0.5 * count_words(" ".join(theirs)):
+        return second, theirs
+    if _on("opening"):
+        start = " ".join(_norm(ours[0]).split()[:8])
+        for i, sentence in enumerate(theirs[:12]):
+            if _norm(sentence).startswith(start):
+                prefix = _after_headline(theirs[:i], headline) if _on("headline") else theirs[:i]
+                n = count_words(" ".join(prefix))
+                if prefix and n <= OPENING_MAX_WORDS and any(count_words(p) >= 6 for p in prefix):
+                    return f"{first}+{second}", prefix + ours
+                break
+    return first, ours
+
+
+def page_lead(
+    html: str, url: str | None, params: LeadsParams, *, headline: str | None = None
+) -> Lead:
+    """:func:`extract_lead` with the leads params' settings, as the stage calls it."""
     return extract_lead(
         html,
-        row["article_url"],
-        params.mode,
-        params.max_words,
+        url,
+        mode=params.mode,
+        max_words=params.max_words,
         headline=headline,
         extractor=params.extractor,
         max_tokens=params.max_tokens,
@@ -548,115 +745,15 @@ def article_lead(row: dict[str, str], pages_dir: Path, params: LeadsParams) -> L
     )
 
 
-# --- downloading into the cache -------------------------------------------------------------------
-
-_RETRY_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
-_HTML_TYPES = ("text/html", "application/xhtml+xml")
-
-
-class _Retry(Exception):
-    """A failure worth another try (timeout, connection error, 429, 5xx)."""
-
-
-def _fetch_once(session: object, url: str, params: LeadsParams) -> tuple[str, bytes]:
-    """``("downloaded", body)`` or ``(status, b"")``; raises _Retry for transient failures."""
-    import requests
-
-    try:
-        with session.get(  # type: ignore[attr-defined]
-            url, timeout=params.timeout_s, stream=True, allow_redirects=True
-        ) as resp:
-            if resp.status_code in _RETRY_HTTP:
-                raise _Retry(f"http {resp.status_code}")
-            if resp.status_code >= 400:
-                return f"http {resp.status_code}", b""
-            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype and ctype not in _HTML_TYPES:
-                return f"not_html: {ctype}", b""
-            if int(resp.headers.get("Content-Length") or 0) > params.max_page_bytes:
-                return "too_large", b""
-            body, deadline = bytearray(), time.monotonic() + 4 * params.timeout_s
-            for chunk in resp.iter_content(65536):
-                body += chunk
-                if len(body) > params.max_page_bytes:
-                    return "too_large", b""
-                if time.monotonic() > deadline:  # a trickling server: give up on it
-                    raise _Retry("timeout")
-            return "downloaded", bytes(body)
-    except requests.Timeout:
-        raise _Retry("timeout") from None
-    except requests.TooManyRedirects:
-        return "error: too many redirects", b""
-    except requests.ConnectionError as err:
-        raise _Retry(f"connection error: {type(err).__name__}") from None
-    except requests.RequestException as err:
-        return _reason("download", err), b""
-
-
-def download_pages(
-    rows: Sequence[dict[str, str]], pages_dir: Path, params: LeadsParams
-) -> list[str]:
-    """Fill ``pages_dir`` from each row's ``article_url``; one status per row.
-
-    Pages already cached are kept ("cached"). Statuses: cached, downloaded, no_url, bad_url,
-    "http NNN", "not_html: TYPE", too_large, timeout, "connection error: ...", "error: ...".
-    """
-    import requests
-
-    pages_dir.mkdir(parents=True, exist_ok=True)
-    host_slots: defaultdict[str, threading.Semaphore] = defaultdict(
-        lambda: threading.Semaphore(params.per_host)
-    )
-    slots_lock, local = threading.Lock(), threading.local()
-
-    def session() -> requests.Session:
-        if not hasattr(local, "session"):
-            s = requests.Session()
-            s.headers.update(
-                {
-                    "User-Agent": params.user_agent,
-                    "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
-                    "Accept-Language": "en;q=1.0",
-                }
-            )
-            s.max_redirects = 10
-            local.session = s
-        return local.session
-
-    def one(row: dict[str, str]) -> str:
-        path, url = pages_dir / f"{row['article_id']}.html", row["article_url"].strip()
-        if path.is_file():
-            return "cached"
-        if not url:
-            return "no_url"
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return "bad_url"
-        with slots_lock:
-            slot = host_slots[parts.hostname]
-        status = ""
-        for attempt in range(params.retries + 1):
-            if attempt:
-                time.sleep(params.backoff_s * 2 ** (attempt - 1))
-            with slot:
-                try:
-                    status, body = _fetch_once(session(), url, params)
-                except _Retry as err:
-                    status = str(err)
-                    continue
-            if status == "downloaded":
-                with atomic_path(path) as tmp:
-                    Path(tmp).write_bytes(body)
-            return status
-        return status
-
-    with ThreadPoolExecutor(params.workers) as pool:
-        statuses = list(
-            tqdm(pool.map(one, rows), total=len(rows), desc="download", unit="page", disable=None)
-        )
-    counts = Counter(s.split(":")[0] for s in statuses)
-    log.info("download: %s", ", ".join(f"{k} {v}" for k, v in counts.most_common()))
-    return statuses
+def article_lead(row: dict[str, str], pages_dir: Path, params: LeadsParams) -> Lead:
+    """Read one article's cached page and extract its lead; every failure becomes a status."""
+    headline = row["article_title"]
+    html, status = read_page(pages_dir / f"{row['article_id']}.html", params.max_page_bytes)
+    if status == "no_page" and not row["article_url"].strip():
+        status = "no_url"
+    if status != "ok":
+        return Lead("", status, "", headline)
+    return page_lead(html, row["article_url"], params, headline=headline)
 
 
 # --- the stage ------------------------------------------------------------------------------------
@@ -697,8 +794,8 @@ def _summary(statuses: Sequence[str], extractors: Sequence[str]) -> dict[str, in
         ", ".join(f"{k} {v}" for k, v in sorted(by_extractor.items())) or "none",
     )
     errors = Counter(s for s in statuses if s.startswith("error"))
-    for reason, n in errors.most_common(5):
-        log.warning("%d article(s): %s", n, reason)
+    for why, n in errors.most_common(5):
+        log.warning("%d article(s): %s", n, why)
     return summary
 
 
@@ -723,7 +820,7 @@ def run(params: LeadsParams, articles: Path, pages_dir: Path, out: Path) -> dict
         for row in tqdm(rows, desc="leads", unit="article", disable=None)
     ]
     headline_leads = [
-        render(params.template, row["article_title"], lead.text)
+        approach_text(row["article_title"], lead.text, params, language=lead.language)
         for row, lead in zip(rows, leads, strict=True)
     ]
     lead_tokens = count_tokens([lead.text for lead in leads])
@@ -739,6 +836,8 @@ def run(params: LeadsParams, articles: Path, pages_dir: Path, out: Path) -> dict
         "headline_lead": headline_leads,
         "headline_lead_tokens": count_tokens(headline_leads),
         "status": [lead.status for lead in leads],
+        "language": [lead.language for lead in leads],
+        "language_confidence": [lead.language_confidence for lead in leads],
         "extractor": [lead.extractor for lead in leads],
         "download": downloads,
     }

@@ -85,6 +85,9 @@ class LeadsParams(Section):
     max_words: PositiveInt = 100  # first_words mode
     max_tokens: PositiveInt = 248  # sentences mode: tokens of the whole template, SOT/EOT included
     template: str = "{headline}: {lead}"  # the headline_lead approach text; no lead -> headline
+    # whose leads enter the approach text: "all", or ISO 639-1 codes of the lead's detected
+    # language (["en"]: other leads are kept in articles.parquet, the approach text is the headline)
+    languages: Literal["all"] | list[Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]] = "all"
     pages_dir: str = "data/html"  # page cache, one {article_id}.html per article
     download: bool = False  # fill the cache from article_url first (pages already there are kept)
     user_agent: str = (

@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import http.server
 import importlib.util
+import inspect
 import logging
+import re
 import select
 import socket
 import threading
@@ -18,7 +20,7 @@ from typing import ClassVar
 import pyarrow.parquet as pq
 import pytest
 
-from newsimg import cli, leads
+from newsimg import cli, leads, pages
 from newsimg.clip import clean_text, count_tokens
 from newsimg.errors import InputError, ParamsError, TooManyFailuresError
 from newsimg.params import LeadsParams, parse_section
@@ -345,18 +347,24 @@ def _raise_import_error(html: str, url: str) -> str:
 def test_extractor_error_is_recorded_not_raised(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # What newspaper4k does on a page in Chinese, Japanese, Korean, Hindi, Thai or Arabic.
+    # What newspaper4k does on a page in Chinese, Korean, Hindi, Thai or Arabic.
     monkeypatch.setitem(leads.EXTRACTORS, "newspaper", _raise_import_error)
     pages = {"1": ledger(HEADLINE, PARAGRAPHS)}
-    rows, summary = run_rows(tmp_path / "a", pages, extractor="newspaper")
+    rows, _ = run_rows(tmp_path / "b", pages, extractor="newspaper+trafilatura")
+    assert (rows[0]["status"], rows[0]["extractor"]) == ("ok", "trafilatura")
+    assert rows[0]["lead"].startswith(S[0])
+    # With no other extractor, the page's own paragraphs are the last resort: still a lead.
+    rows, _ = run_rows(tmp_path / "a", pages, extractor="newspaper")
+    assert (rows[0]["status"], rows[0]["extractor"]) == ("ok", "paragraphs")
+    assert rows[0]["lead"].startswith(S[0])
+    # Only a page without any text records the error.
+    bare = "<html><head><title>x</title></head><body><div>Menu</div></body></html>"
+    rows, summary = run_rows(tmp_path / "c", {"1": bare}, extractor="newspaper")
     assert rows[0]["status"] == (
         "error: newspaper: ImportError: You must install jieba before using the Chinese tokenizer."
     )
     assert (rows[0]["lead"], rows[0]["extractor"]) == ("", "")
     assert summary["error"] == 1
-    rows, _ = run_rows(tmp_path / "b", pages, extractor="newspaper+trafilatura")
-    assert (rows[0]["status"], rows[0]["extractor"]) == ("ok", "trafilatura")
-    assert rows[0]["lead"].startswith(S[0])
 
 
 def test_trafilatura_fills_in_when_newspaper_finds_nothing(
@@ -375,10 +383,121 @@ def test_real_non_latin_page_does_not_stop_the_stage(tmp_path: Path) -> None:
     rows, _ = run_rows(tmp_path / "a", pages)
     assert [r["status"] for r in rows] == ["ok", "ok"]  # trafilatura covers newspaper's failure
     if importlib.util.find_spec("jieba") is None:
-        rows, summary = run_rows(tmp_path / "b", pages, extractor="newspaper")
-        assert rows[0]["status"].startswith("error: newspaper: ImportError: You must install jieba")
-        assert rows[1]["status"] == "ok"
-        assert summary["error"] == 1
+        rows, _ = run_rows(tmp_path / "b", pages, extractor="newspaper")
+        assert [(r["status"], r["extractor"]) for r in rows] == [
+            ("ok", "paragraphs"),  # newspaper raised ImportError; the last resort gave the lead
+            ("ok", "newspaper"),
+        ]
+
+
+# --- languages ------------------------------------------------------------------------------------
+
+# A US high-school box score story: names, numbers and few common English words. The old
+# offline check (share of common English words >= 0.15) called it non-English.
+SPORTS_HEADLINE = "Westview edges Lincoln 7-6 in eight innings"
+SPORTS = [
+    "Westview 7, Lincoln 6 (8 inn.): Jake Morales singled home Tyler Nguyen with two outs in the "
+    "eighth.",
+    "Morales finished 3-4, 2 RBIs; Nguyen 2-3, HR, 3 runs; Diego Alvarez 2-4, double.",
+    "Brandon Kowalczyk (4-1) pitched 3 scoreless innings in relief, striking out 5.",
+    "Lincoln: Marcus Oyelaran 3-4, 2 doubles, 2 RBIs; Cole Whitfield 2-3; Evan Przybylski homered.",
+    "Westview (14-3, 6-1 Metro West) hosts Franklin Thursday, 4:30 p.m.",
+]
+JAPANESE_HEADLINE = "市議会、川に新しい橋の建設を承認"
+JAPANESE = [
+    "市議会は木曜日、エルム川に新しい橋を建設する計画を賛成7、反対2で可決し、長年の議論に決着をつけた。"
+    "市長は春に工事を始めると述べた。",
+    "事業費は約42億円と見込まれ、その半分を国の補助金でまかなう。",
+    "反対派は、既存の道路や学校の修繕に予算を回すべきだと主張している。",
+]
+KOREAN_HEADLINE = "시의회, 엘름강 새 다리 건설 승인"
+KOREAN = [
+    "시의회는 목요일 엘름강에 새 다리를 건설하는 계획을 찬성 7표, 반대 2표로 통과시켰다. "
+    "시장은 봄에 공사를 시작하겠다고 밝혔다.",
+    "사업비는 약 4천2백만 달러로 예상되며 절반은 연방 보조금으로 충당된다.",
+    "반대하는 주민들은 기존 도로와 학교를 고치는 데 예산을 써야 한다고 주장했다.",
+]
+
+
+def _old_is_english(text: str) -> bool:
+    """The word-share check the leads stage used before a real detector (for reference)."""
+    common = set(
+        re.findall(
+            r"\w+",
+            "the of and to a in is was for that on with as by at from it he she they his her "
+            "their are were be been has have had not but or an this which who will would said "
+            "after more about than its into also over when up out new one two can all we there "
+            "year years people",
+        )
+    )
+    words = re.findall(r"[^\W\d_]+", text.casefold())
+    return len(words) < 20 or sum(w in common for w in words) / len(words) >= 0.15
+
+
+def test_english_page_with_names_and_numbers_gets_its_lead(tmp_path: Path) -> None:
+    assert not _old_is_english(" ".join(SPORTS))  # the page the old check lost
+    rows, _ = run_rows(tmp_path, {"1": ledger(SPORTS_HEADLINE, SPORTS)})
+    assert (rows[0]["status"], rows[0]["language"]) == ("ok", "en")
+    assert rows[0]["lead"] == " ".join(SPORTS)
+
+
+@pytest.mark.parametrize(
+    ("lang", "headline", "paragraphs"),
+    [("ja", JAPANESE_HEADLINE, JAPANESE), ("ko", KOREAN_HEADLINE, KOREAN)],
+)
+@pytest.mark.parametrize("extractor", ["newspaper+trafilatura", "newspaper", "trafilatura"])
+def test_japanese_and_korean_pages_get_leads(
+    tmp_path: Path, lang: str, headline: str, paragraphs: list[str], extractor: str
+) -> None:
+    page = ledger(headline, paragraphs).replace('lang="en"', f'lang="{lang}"')
+    rows, _ = run_rows(tmp_path / "a", {"1": page}, extractor=extractor, mode="first_words")
+    row = rows[0]
+    assert (row["status"], row["language"]) == ("ok", lang)
+    assert row["language_confidence"] > 0.9
+    assert row["lead"] == " ".join(paragraphs)  # the whole body, paragraphs intact
+    # sentences mode with a budget smaller than the first paragraph: whole sentences that fit
+    budget = count_tokens([f"{headline}: {paragraphs[0]}"])[0] - 1
+    rows, _ = run_rows(tmp_path / "b", {"1": page}, extractor=extractor, max_tokens=budget)
+    lead = rows[0]["lead"]
+    assert rows[0]["status"] == "ok"
+    assert lead
+    assert paragraphs[0].startswith(lead)
+    assert rows[0]["headline_lead_tokens"] <= budget
+    if lang == "ja":
+        assert lead.endswith("。")  # cut at a sentence end
+
+
+def test_languages_param_changes_only_the_approach_text(tmp_path: Path) -> None:
+    pages = {
+        "en": ledger(HEADLINE, PARAGRAPHS),
+        "ja": ledger(JAPANESE_HEADLINE, JAPANESE).replace('lang="en"', 'lang="ja"'),
+        "es": ledger(HEADLINE, SPANISH),
+    }
+    everyone, _ = run_rows(tmp_path / "all", pages)
+    english, _ = run_rows(tmp_path / "en", pages, languages=["en"])
+    for a, b in zip(everyone, english, strict=True):
+        differ = {k for k in a if a[k] != b[k]}
+        assert differ == (
+            set() if a["article_id"] == "en" else {"headline_lead", "headline_lead_tokens"}
+        )
+    assert [r["headline_lead"] for r in english] == [
+        f"{HEADLINE}: {' '.join(S)}",
+        HEADLINE,  # the CSV's headline; the Japanese lead stays in the lead column
+        HEADLINE,
+    ]
+    assert [r["language"] for r in english] == ["en", "ja", "es"]
+    p = lp(tmp_path, languages=["en", "es"])
+    assert leads.approach_text(HEADLINE, SPANISH[0], p) == f"{HEADLINE}: {SPANISH[0]}"
+    assert leads.approach_text(HEADLINE, JAPANESE[0], p) == HEADLINE  # detected when not given
+    assert leads.approach_text(HEADLINE, S[0], p, language="ja") == HEADLINE
+
+
+def test_detect_language() -> None:
+    assert leads.detect_language(" ".join(S))[0] == "en"
+    assert leads.detect_language(" ".join(JAPANESE))[0] == "ja"
+    assert leads.detect_language(" ".join(KOREAN))[0] == "ko"
+    assert leads.detect_language(" ".join(SPANISH))[0] == "es"
+    assert leads.detect_language("12 345 — 6") == ("", 0.0)
 
 
 # --- input and output -----------------------------------------------------------------------------
@@ -405,9 +524,13 @@ def test_csv_without_header_keeps_csv_order(tmp_path: Path) -> None:
         "headline_lead",
         "headline_lead_tokens",
         "status",
+        "language",
+        "language_confidence",
         "extractor",
         "download",
     ]
+    assert table.column("language").to_pylist() == ["en"] * 4  # the language column is filled
+    assert all(c > 0.9 for c in table.column("language_confidence").to_pylist())
     assert str(table.schema.field("lead_tokens").type) == "int32"
     assert str(table.schema.field("article_id").type) == "string"
     assert table.column("article_url").to_pylist()[0] == f"{URL}-8495"
@@ -508,6 +631,65 @@ def test_clean_paragraphs_drops_leaked_furniture() -> None:
         "The U.S. Senate voted on Thursday.",
         "By noon, hundreds had gathered outside.",
     ]
+
+
+def test_real_page_furniture_in_any_language_and_body_subheadings() -> None:
+    text = "\n".join(
+        [
+            "Startseite > Nachrichten > Lokales",
+            "Auf unserer Website werden Cookies gemäß unserer Datenschutzerklärung verwendet.",
+            "Key points:",
+            "- ",
+            PARAGRAPHS[0],
+            "Nationale Egoismen",  # a subheading inside the body: article text on real pages
+            PARAGRAPHS[1],
+            "Get our free Morning Headlines email for the latest news.",
+        ]
+    )
+    assert leads.clean_paragraphs(text, HEADLINE) == [
+        PARAGRAPHS[0],
+        "Nationale Egoismen",
+        PARAGRAPHS[1],
+    ]
+    assert leads.body_sentences(text, HEADLINE)[0] == [*S[:2], "Nationale Egoismen", *S[2:4]]
+    # "Bake the cookies" is a recipe, not a banner
+    assert leads.clean_paragraphs("Bake the cookies for ten minutes until golden.", "") != []
+    with leads.rules_off("cookie_line", "breadcrumb", "label_line"):
+        assert leads.clean_paragraphs(text, HEADLINE)[:3] == [  # the breadcrumb is short: it goes
+            "Auf unserer Website werden Cookies gemäß unserer Datenschutzerklärung verwendet.",
+            "Key points:",
+            "-",
+        ]
+    with pytest.raises(ValueError, match="unknown cleaning rules"):
+        leads.rules_off("no_such_rule").__enter__()
+
+
+def test_combine_restores_a_missed_opening_and_a_missed_body() -> None:
+    opening = "Sich kurz zu fassen, ist ein wesentliches Prinzip eines Gesprächs."
+    theirs = [opening, *S]
+    # newspaper4k missed the opening paragraph (two sentences): put back from trafilatura
+    assert leads.combine("newspaper", S[1:], "trafilatura", theirs) == (
+        "newspaper+trafilatura",
+        theirs,
+    )
+    assert leads.combine("newspaper", S, "trafilatura", theirs) == (
+        "newspaper+trafilatura",
+        theirs,
+    )
+    # a standfirst above the repeated headline is the page's header, not an opening
+    header = [f"{opening} {HEADLINE}", S[0]]
+    assert leads.combine(
+        "newspaper", S[1:], "trafilatura", [*header, *S[1:]], headline=HEADLINE
+    ) == (
+        "newspaper+trafilatura",
+        S,
+    )
+    # a caption-like prefix (no sentence of six words) is not an opening
+    assert leads.combine("newspaper", S, "trafilatura", ["Key facts", *S]) == ("newspaper", S)
+    # the first found under half of the second's text: the second's
+    assert leads.combine("newspaper", S[:2], "trafilatura", S) == ("trafilatura", S)
+    with leads.rules_off("coverage", "opening"):
+        assert leads.combine("newspaper", S[:2], "trafilatura", theirs) == ("newspaper", S[:2])
 
 
 def test_repeated_sentence_is_dropped_as_a_pull_quote() -> None:
@@ -628,13 +810,13 @@ def test_bad_pages_get_a_status_and_never_stop_the_stage(tmp_path: Path) -> None
         f.write(f"nourl,,{HEADLINE},t,{IMAGE_ID},https://img.example.com/x.jpg\n")
     out = tmp_path / "articles.parquet"
     params = lp(html, max_failure_rate=0.1, max_page_bytes=200_000)
-    with pytest.raises(TooManyFailuresError, match="7 of 10 articles have no lead"):
+    with pytest.raises(TooManyFailuresError, match="6 of 10 articles have no lead"):
         leads.run(params, csv_path, html, out)
     rows = {r["article_id"]: r for r in pq.read_table(out).to_pylist()}  # written all the same
     assert {i: r["status"] for i, r in rows.items()} == {
         "ok": "ok",
         "empty": "empty_page",
-        "es": "not_english",
+        "es": "ok",  # a Spanish page gives its lead
         "pdf": "not_html",
         "text": "not_html",
         "huge": "too_large",
@@ -661,7 +843,7 @@ def test_failure_rate_at_the_limit_passes(tmp_path: Path) -> None:
 
 
 def test_extract_lead_public_function() -> None:
-    result = leads.extract_lead(magazine(HEADLINE, LONG))  # first_words, 100 words by default
+    result = leads.extract_lead(magazine(HEADLINE, LONG), mode="first_words")  # 100 by default
     assert result.status == "ok"
     assert result.text == " ".join(" ".join(LONG).split()[:100])  # the title is not in it
     assert result.title == HEADLINE  # found on the page
@@ -670,6 +852,40 @@ def test_extract_lead_public_function() -> None:
     short = leads.extract_lead(ledger(HEADLINE, LONG), URL, mode="sentences", max_tokens=60)
     assert short.text == " ".join(S[:2])
     assert count_tokens([f"{HEADLINE}: {short.text}"])[0] <= 60
+
+
+def test_defaults_are_the_leads_params():
+    defaults = LeadsParams()
+    signature = inspect.signature(leads.extract_lead).parameters
+    for name in ("mode", "max_words", "extractor", "max_tokens", "template"):
+        assert signature[name].default == getattr(defaults, name), name
+    assert defaults.mode == "sentences"
+    page = ledger(HEADLINE, LONG)
+    assert leads.extract_lead(page, URL) == leads.page_lead(page, URL, defaults)
+    assert leads.extract_lead(page, URL).text != leads.extract_lead(page, URL, mode="first_words")
+
+
+@pytest.mark.parametrize("mode", ["sentences", "first_words"])
+def test_approach_text_is_the_stages(tmp_path: Path, mode: str) -> None:
+    pages = {str(i): t(HEADLINE, LONG) for i, t in enumerate(TEMPLATES)}
+    pages["none"] = None
+    params = {"mode": mode, "max_tokens": 90, "max_words": 40}
+    rows, _ = run_rows(tmp_path, pages, **params)
+    p = lp(tmp_path, **params)
+    assert [leads.approach_text(r["headline"], r["lead"], p) for r in rows] == [
+        r["headline_lead"] for r in rows
+    ]
+    assert rows[-1]["headline_lead"] == HEADLINE  # no lead: the headline alone
+    # A user's own long lead is cut to the budget the same way the stage cuts a page's body.
+    own = "\n".join(LONG)
+    text = leads.approach_text(HEADLINE, own, p)
+    if mode == "sentences":
+        assert count_tokens([text])[0] <= 90
+        sentences = [s for par in LONG for s in leads.split_sentences(par)]
+        assert text == f"{HEADLINE}: {leads.fit_lead(HEADLINE, sentences, p.template, 90)}"
+    else:
+        assert text == f"{HEADLINE}: {' '.join(own.split()[:40])}"
+    assert leads.approach_text(HEADLINE, "", p) == HEADLINE
 
 
 def test_lead_command(
@@ -682,6 +898,18 @@ def test_lead_command(
     out, err = capsys.readouterr()
     assert out.strip() == " ".join(" ".join(LONG).split()[:100])
     assert "status: ok" in err
+    assert cli.main(["lead", str(page), "--url", URL]) == 0  # defaults: the leads params'
+    out, _ = capsys.readouterr()
+    html = page.read_text(encoding="utf-8")
+    assert out.strip() == leads.page_lead(html, URL, LeadsParams()).text
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("leads:\n  mode: first_words\n  max_words: 12\n", encoding="utf-8")
+    assert cli.main(["lead", str(page), "--url", URL, "--params", str(params_file)]) == 0
+    out, _ = capsys.readouterr()
+    assert out.strip() == " ".join(" ".join(LONG).split()[:12])
+    assert cli.main(["lead", str(page), "--max-tokens", "0"]) == 2  # validated as the params are
+    _, err = capsys.readouterr()
+    assert "leads.max_tokens = 0" in err
     page.write_text(paywall(HEADLINE, []), encoding="utf-8")
     assert cli.main(["lead", str(page)]) == 1
     out, err = capsys.readouterr()
@@ -844,6 +1072,31 @@ def test_download_fills_the_cache_politely(tmp_path: Path, server: str) -> None:
     assert all(again[i]["lead"] == rows[i]["lead"] for i in rows)
     cached = sum(r["download"] == "cached" for r in again.values())
     assert len(Handler.agents) - requests_before == len(rows) - cached - 1  # no_url asks nothing
+
+
+def test_fetch_page_one_url_as_the_stage_does(tmp_path: Path, server: str) -> None:
+    params = lp(tmp_path, timeout_s=0.5, retries=1, backoff_s=0.05, max_page_bytes=200_000)
+    downloader = pages.Downloader(params)
+    html, status = pages.fetch_page(server + "/news/flaky", downloader=downloader)  # 503, retried
+    assert status == "ok"
+    assert html == SERVED["/news/flaky"]
+    lead = leads.page_lead(html, server + "/news/flaky", params, headline=HEADLINE)
+    assert lead.text == " ".join(S)
+    got = {
+        path: pages.fetch_page(server + path, params)[1]
+        for path in ["/news/moved", "/news/gone", "/news/report.pdf", "/news/huge", "/news/slow"]
+    }
+    assert got == {
+        "/news/moved": "ok",
+        "/news/gone": "http 404",
+        "/news/report.pdf": "not_html: application/pdf",
+        "/news/huge": "too_large",
+        "/news/slow": "timeout",
+    }
+    assert pages.fetch_page("file:///etc/passwd", params) == ("", "bad_url")
+    assert pages.fetch_page("http://127.0.0.1:1/x", lp(tmp_path, retries=0))[1].startswith(
+        "connection error"
+    )
 
 
 # --- the stage script -----------------------------------------------------------------------------
