@@ -23,6 +23,7 @@ COPY = [
     "dvc.yaml",
     "params.yaml",
     "data.dvc",
+    "pretrained.dvc",
     ".dvcignore",
     ".dvc/config",
     "stages",
@@ -56,13 +57,13 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
-    (d / ".gitignore").write_text("/data\n/artifacts\n")
+    (d / ".gitignore").write_text("/data\n/pretrained\n/artifacts\n")
     sh(d, "git", "init", "-q")
     sh(d, "git", "config", "user.email", "ci@newsimg.test")
     sh(d, "git", "config", "user.name", "ci")
     sh(d, "git", "add", "-A")
     sh(d, "git", "commit", "-qm", "sample project")
-    sh(d, "dvc", "pull", "data.dvc")
+    sh(d, "dvc", "pull", "data.dvc", "pretrained.dvc")
     first = sh(d, "dvc", "repro")
     assert {
         "model",
