@@ -397,12 +397,14 @@ def test_pretrained_folder_loads_as_a_model_source_and_zeroes_unseen_tokens(tmp_
     from newsimg.params import ModelParams
     from newsimg.sample import pretrain
 
-    pretrain.build(tmp_path / "pre", pretrain.PretrainConfig(**TINY_PRETRAIN))
+    config = pretrain.PretrainConfig(**TINY_PRETRAIN)
+    pretrain.build(tmp_path / "pre", config)
+    trained_on = pretrain.plan_corpus(config)[0].captions["headline"]  # a training caption
     clip.build(ModelParams(source=str(tmp_path / "pre")), tmp_path / "base")
     model = clip.Clip(tmp_path / "base")
     table = model.model.text_model.embeddings.token_embedding.weight
     assert table.dtype == torch.float32  # the stage writes float32, the shipped folder float16
-    used = {int(t) for t in np.unique(clip.tokenize(["a red kite flies in the snow"]))}
+    used = {int(t) for t in np.unique(clip.tokenize([trained_on]))}
     unseen = clip.tokenize(["zygote"])[0, 1]  # a word the corpus never uses
     assert int(unseen) not in used
     assert not table[int(unseen)].any()

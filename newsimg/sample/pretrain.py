@@ -245,7 +245,7 @@ def train(
             optimizer.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
-            losses.append(float(out.loss))
+            losses.append(float(out.loss.detach()))
             tokens += cut * len(batch)
             step += 1
             bar.update(1)
