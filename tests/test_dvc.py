@@ -106,7 +106,8 @@ def test_experiment_reruns_only_train_and_below(repo: Path) -> None:
     assert stages_run(out) == {"train", "retrieve@lam", "score", "report"}
     diff = sh(repo, "dvc", "metrics", "diff", "--md")
     assert "lam.R@10" in diff or "lam.MRR@100" in diff
-    assert "headline.R@10" not in diff  # untouched approaches keep their numbers
+    # untouched approaches keep their numbers (differences involving lam may move)
+    assert not re.search(r"\|\s*headline\.R@10\s*\|", diff)
     shown = sh(repo, "dvc", "exp", "show", "--md")
     assert "train.loss_weights.ce" in shown or "loss_weights.ce" in shown
 
