@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 repro: install
-	dvc pull data.dvc
+	dvc pull data.dvc pretrained.dvc
 	dvc repro
 
 test: install

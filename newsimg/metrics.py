@@ -15,7 +15,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -38,6 +39,9 @@ SMALL_IDS = frozenset(
 )  # fmt: skip
 LARGE_SIZE = 8500
 BASELINE = "original"  # the ratings' approach name of the articles' own images
+ORDER = ("headline", "headline_lead", "lam")  # differences: later approach minus earlier
+# names a subset may not take: they are keys of an approach's metrics already
+RESERVED = frozenset({"SMALL", "LARGE", "overall", "align", "category", "median_rank"})
 # The seed's figures, logged beside ours: ROC-AUC, F1, accuracy at 20:1 negatives.
 SEED_ALIGNMENT = {"roc_auc": 0.927, "f1": 0.650, "accuracy": 0.9699}
 
@@ -234,6 +238,95 @@ def human_markdown(table: Mapping[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_subsets(path: Path, article_ids: Sequence[str]) -> dict[str, list[str]]:
+    """subset -> its articles, in ``article_ids`` order, from a CSV of article_id, subset.
+
+    Articles the file does not name belong to no subset; ids the file names that are not among
+    the articles are counted and logged. A subset name must be letters, digits, ``_`` or ``-``
+    and may not be a name the metrics already use (SMALL, LARGE, overall, align, category).
+    """
+    if not path.is_file():
+        raise InputError(f"subsets file {path} does not exist")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not {"article_id", "subset"} <= set(reader.fieldnames or ()):
+            raise InputError(
+                f"{path}: expected columns article_id, subset; got {reader.fieldnames}"
+            )
+        marked = {}
+        for line, r in enumerate(reader, start=2):
+            name = (r["subset"] or "").strip()
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or name in RESERVED:
+                raise InputError(f"{path}:{line}: subset {name!r} is not a usable name")
+            marked[r["article_id"].strip()] = name
+    known = set(article_ids)
+    unknown = sum(a not in known for a in marked)
+    if unknown:
+        log.info("%s: %d article id(s) not among the articles, ignored", path, unknown)
+    out: dict[str, list[str]] = defaultdict(list)
+    for a in article_ids:
+        if a in marked:
+            out[marked[a]].append(a)
+    return dict(sorted(out.items()))
+
+
+def article_values(ranks: np.ndarray, params: ScoreParams) -> dict[str, np.ndarray]:
+    """Per article, what the paired differences average: the R@k hit (0/1) and the
+    reciprocal rank within MRR's cut-off (0 beyond it)."""
+    r = np.asarray(ranks)
+    hit = (r > 0) & (r <= params.paired_k)
+    within = (r > 0) & (r <= params.mrr_at)
+    return {
+        f"R@{params.paired_k}": hit.astype(float),
+        f"MRR@{params.mrr_at}": np.where(within, 1.0 / np.maximum(r, 1), 0.0),
+    }
+
+
+def paired_difference(
+    a: Sequence[float], b: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
+    """``b - a`` over the same articles: the mean difference and its seeded percentile
+    bootstrap interval, the articles resampled with replacement (one draw of article indices
+    moves both approaches' values together: the pairing). Same ``n`` and ``seed``, same draws,
+    whatever the metric."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values differ in length: {a.shape} vs {b.shape}")
+    s = bootstrap_mean(b - a, n, seed, level)
+    return {"diff": s["mean"], "lo": s["lo"], "hi": s["hi"], "n": s["n"]}
+
+
+def approach_order(names: Sequence[str]) -> list[str]:
+    """The approaches from the simplest: headline, headline_lead, lam, then any other by name."""
+    known = [a for a in ORDER if a in names]
+    return known + sorted(a for a in names if a not in ORDER)
+
+
+def differences(
+    ranks: Mapping[str, np.ndarray], groups: Mapping[str, Sequence[int]], params: ScoreParams
+) -> dict[str, dict]:
+    """For each pair of approaches (later minus earlier in :func:`approach_order`), per group
+    of articles (``overall`` and every set and subset), the paired difference of each value of
+    :func:`article_values` with its bootstrap interval: ``{"lam_vs_headline": {"overall":
+    {"R@10": {"diff", "lo", "hi", "n"}, "MRR@100": ...}, ...}}``."""
+    names = approach_order(list(ranks))
+    values = {name: article_values(ranks[name], params) for name in names}
+    out: dict[str, dict] = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            out[f"{b}_vs_{a}"] = {
+                group: {
+                    metric: paired_difference(
+                        values[a][metric][rows], values[b][metric][rows], params.bootstrap,
+                        params.seed,
+                    )
+                    for metric in values[a]
+                }
+                for group, rows in groups.items()
+            }  # fmt: skip
+    return out
+
+
 def _finite(d):
     """NaN -> None, recursively (JSON has no NaN; DVC skips nulls)."""
     if isinstance(d, dict):
@@ -241,6 +334,74 @@ def _finite(d):
     if isinstance(d, float) and not np.isfinite(d):
         return None
     return d
+
+
+def read_truth(articles: Path) -> dict[str, str]:
+    """article_id -> the image_id of its original, in the articles' order."""
+    table = pq.read_table(articles, columns=["article_id", "image_id"]).to_pydict()
+    return dict(zip(table["article_id"], table["image_id"], strict=True))
+
+
+def read_per_article_tables(folder: Path | None, names: Sequence[str]) -> dict[str, dict]:
+    """approach -> its per-article rows, for the approaches whose table is in ``folder``."""
+    if folder is None:
+        return {}
+    return {
+        name: read_per_article(folder / f"{name}.parquet")
+        for name in names
+        if (folder / f"{name}.parquet").is_file()
+    }
+
+
+def categories(
+    ranks: Mapping[str, np.ndarray], extra: Mapping[str, dict], ids: Sequence[str], params
+) -> tuple[dict[str, int], dict[str, dict], list[list]]:
+    """Per section predicted by a LAM head (the approach named lam first): the articles per
+    section, per approach its R@k and MRR per section, and the rows of ``category.csv``."""
+    with_cat = [n for n in extra if any(r["category"] for r in extra[n].values())]
+    source = "lam" if "lam" in with_cat else (with_cat[0] if with_cat else None)
+    if source is None:
+        log.info("no predicted categories (no LAM per-article table): per-category skipped")
+        return {}, {}, []
+    cats = [extra[source].get(a, {}).get("category") for a in ids]
+    counts = dict(sorted(Counter(c for c in cats if c).items()))
+    k, mk = params.category_k, params.mrr_at
+    per_approach, rows = {}, []
+    for name, r in ranks.items():
+        per_cat = {}
+        for c in counts:
+            rc = r[np.array([x == c for x in cats])]
+            per_cat[c] = {f"R@{k}": recall_at(rc, k), f"MRR@{mk}": mrr_at(rc, mk)}
+            rows.append(
+                [c, name, f"{c} / {name}", counts[c], round(per_cat[c][f"R@{k}"], 6),
+                 round(per_cat[c][f"MRR@{mk}"], 6)]
+            )  # fmt: skip
+        per_approach[name] = per_cat
+    return counts, per_approach, rows
+
+
+def chance_levels(pool: int, extra: Mapping[str, dict], params: ScoreParams) -> dict[str, float]:
+    """R@k of a random ranking of the pool; with the alignment protocol, its trivial figures."""
+    chance = {f"R@{k}": min(k / pool, 1.0) for k in params.ks}
+    n_neg = next((len(r["negative_scores"]) for rows in extra.values() for r in rows.values()), 0)
+    if n_neg:
+        chance["align_accuracy"] = n_neg / (n_neg + 1)  # always "not aligned"
+        chance["roc_auc"] = 0.5
+    return chance
+
+
+def write_plots(
+    plots: Path, ranks: Mapping[str, np.ndarray], cat_rows: list[list], params: ScoreParams
+) -> None:
+    """``recall_at_k.csv`` (k, one column per approach) and ``category.csv``."""
+    ks = range(1, max(params.ks) + 1)
+    rows = [[k, *(round(recall_at(r, k), 6) for r in ranks.values())] for k in ks]
+    with atomic.atomic_path(plots / "recall_at_k.csv") as tmp, open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows([["k", *ranks], *rows])
+    k, mk = params.category_k, params.mrr_at
+    header = ["category", "approach", "label", "articles", f"R@{k}", f"MRR@{mk}"]
+    with atomic.atomic_path(plots / "category.csv") as tmp, open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows([header, *cat_rows])
 
 
 def run(
@@ -251,91 +412,68 @@ def run(
     out: Path,
     plots: Path,
     per_article: Path | None = None,
+    *,
+    subsets: Path | None = None,
 ) -> dict:
     """Score every results file (named by approach: ``results/headline.parquet``).
 
-    ``per_article`` is the folder of the retrieve stage's per-article tables (same names). Writes
-    ``out`` (metrics JSON: one object per approach, the pool, the chance levels and the id sets'
-    sizes, and ``human`` when ratings are given) and in ``plots``: ``recall_at_k.csv`` (k, one
-    recall column per approach) and ``category.csv`` (per predicted section and approach).
+    ``per_article`` is the folder of the retrieve stage's per-article tables (same names);
+    ``subsets`` a CSV of article_id, subset (:func:`read_subsets`). Writes ``out`` (metrics
+    JSON: per approach its figures overall, per id set and subset, alignment and category; the
+    paired ``differences`` between approaches; the pool, chance levels, the sets' and subsets'
+    sizes; ``human`` when ratings are given) and in ``plots``: ``recall_at_k.csv`` and
+    ``category.csv``.
     """
-    table = pq.read_table(articles, columns=["article_id", "image_id"]).to_pydict()
-    truth = dict(zip(table["article_id"], table["image_id"], strict=True))
+    truth = read_truth(articles)
     ids = list(truth)
-    pool = pq.read_metadata(index_keys).num_rows
     ranks = {path.stem: original_ranks(path, truth) for path in sorted(results)}
-    extra = {}
-    if per_article is not None:
-        extra = {
-            name: read_per_article(per_article / f"{name}.parquet")
-            for name in ranks
-            if (per_article / f"{name}.parquet").is_file()
-        }
+    extra = read_per_article_tables(per_article, list(ranks))
     sets = id_sets(ids)
+    marked = read_subsets(subsets, ids) if subsets is not None else {}
     position = {a: i for i, a in enumerate(ids)}
+    groups = {
+        name: [position[a] for a in members]
+        for name, members in {**sets, **marked}.items()
+        if members
+    }
     metrics: dict = {}
     for name, r in ranks.items():
         m = score(r, params)
-        for set_name, members in sets.items():
-            if members:
-                m[set_name] = score(r[[position[a] for a in members]], params)
+        m.update({group: score(r[rows], params) for group, rows in groups.items()})
         if name in extra:
             m["align"] = alignment_of(extra[name], ids)
         metrics[name] = m
-
-    # per predicted category: the LAM's head (prefer the approach named lam)
-    with_cat = [n for n in extra if any(r["category"] for r in extra[n].values())]
-    cat_source = "lam" if "lam" in with_cat else (with_cat[0] if with_cat else None)
-    cat_rows = []
-    if cat_source is not None:
-        cats = [extra[cat_source].get(a, {}).get("category") for a in ids]
-        counts: dict[str, int] = defaultdict(int)
-        for c in cats:
-            if c:
-                counts[c] += 1
-        k, mk = params.category_k, params.mrr_at
-        for name, r in ranks.items():
-            per_cat = {}
-            for c in sorted(counts):
-                sel = np.array([x == c for x in cats])
-                rc = r[sel]
-                per_cat[c] = {f"R@{k}": recall_at(rc, k), f"MRR@{mk}": mrr_at(rc, mk)}
-                cat_rows.append(
-                    [c, name, f"{c} / {name}", counts[c], round(per_cat[c][f"R@{k}"], 6),
-                     round(per_cat[c][f"MRR@{mk}"], 6)]
-                )  # fmt: skip
-            metrics[name]["category"] = per_cat
-        metrics["categories"] = dict(sorted(counts.items()))
-    else:
-        log.info("no predicted categories (no LAM per-article table): per-category skipped")
-
-    metrics["pool"] = {"images": pool, "articles": len(truth)}
+    counts, per_category, cat_rows = categories(ranks, extra, ids, params)
+    for name, per_cat in per_category.items():
+        metrics[name]["category"] = per_cat
+    if counts:
+        metrics["categories"] = counts
+    metrics["differences"] = differences(ranks, {"overall": range(len(ids)), **groups}, params)
+    metrics["pool"] = {"images": pq.read_metadata(index_keys).num_rows, "articles": len(ids)}
     metrics["sets"] = {name: len(members) for name, members in sets.items()}
+    if marked:
+        metrics["subsets"] = {name: len(members) for name, members in marked.items()}
     for name, members in sets.items():
         if not members:
             log.info("no article of the MediaEval %s set in the data: %s skipped", name, name)
-    chance = {f"R@{k}": min(k / pool, 1.0) for k in params.ks}
-    n_neg = next((len(r["negative_scores"]) for rows in extra.values() for r in rows.values()), 0)
-    if n_neg:
-        chance["align_accuracy"] = n_neg / (n_neg + 1)  # always "not aligned"
-        chance["roc_auc"] = 0.5
-    metrics["chance"] = chance
-
+    metrics["chance"] = chance_levels(metrics["pool"]["images"], extra, params)
     if params.ratings is not None:
         human = human_table(read_ratings(Path(params.ratings)), params.bootstrap, params.seed)
         metrics["human"] = human
         atomic.write_text(plots / "human_ratings.md", human_markdown(human))
-
     atomic.write_text(out, json.dumps(_finite(metrics), indent=2) + "\n")
-    ks = range(1, max(params.ks) + 1)
-    rows = [[k, *(round(recall_at(r, k), 6) for r in ranks.values())] for k in ks]
-    with atomic.atomic_path(plots / "recall_at_k.csv") as tmp, open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows([["k", *ranks], *rows])
-    k, mk = params.category_k, params.mrr_at
-    header = ["category", "approach", "label", "articles", f"R@{k}", f"MRR@{mk}"]
-    with atomic.atomic_path(plots / "category.csv") as tmp, open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows([header, *cat_rows])
+    write_plots(plots, ranks, cat_rows, params)
+    _log_summary(metrics, ranks)
+    return metrics
+
+
+def _log_summary(metrics: Mapping[str, dict], ranks: Mapping[str, np.ndarray]) -> None:
     for name in ranks:
         log.info("%s: %s", name, {k: v for k, v in metrics[name].items() if k != "category"})
+    for pair, groups in metrics["differences"].items():
+        log.info(
+            "%s: %s",
+            pair,
+            {g: {m: round(v["diff"], 3) for m, v in d.items()} for g, d in groups.items()},
+        )
     log.info("alignment figures of the seed: %s", SEED_ALIGNMENT)
-    return metrics

@@ -36,7 +36,10 @@ class Section(BaseModel):
 class ModelParams(Section):
     """Which CLIP to use; the model stage turns it into one self-contained Hugging Face folder."""
 
-    source: str = "tiny"  # "tiny", a Hugging Face id, a CLIPModel folder or a Long-CLIP .pt file
+    # "tiny" (random), a Hugging Face id, a CLIPModel folder or a Long-CLIP .pt file; the
+    # sample's params.yaml names "pretrained", the tiny CLIP trained on the sample's world
+    # (`newsimg sample model`, tracked by pretrained.dvc)
+    source: str = "tiny"
     dtype: Precision = "float32"  # dtype of the saved weights
     seed: int = 0  # seeds the random `tiny` model
     # Long-CLIP's interpolation of a 77-position CLIP's text positions to this many (248)
@@ -273,8 +276,10 @@ class ScoreParams(Section):
     # human ratings: a CSV of article_id, approach, rater, rating (1-5); approach "original" is
     # the baseline column. None: no ratings.
     ratings: str | None = None
-    bootstrap: PositiveInt = 1000  # resamples of the 95% interval of the mean rating
+    # resamples of every 95% interval: the mean rating, the paired differences of approaches
+    bootstrap: PositiveInt = 1000
     seed: int = 0  # seeds the bootstrap
+    paired_k: PositiveInt = 10  # the R@k of the paired differences (beside MRR@mrr_at)
 
 
 class ReportParams(Section):

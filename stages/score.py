@@ -1,4 +1,5 @@
-"""score stage: R@k, MRR, median rank, per set and category, alignment, human ratings."""
+"""score stage: R@k, MRR, median rank, per set, subset and category, paired differences between
+approaches, alignment, human ratings."""
 
 import sys
 from pathlib import Path
@@ -8,13 +9,18 @@ from newsimg.params import ScoreParams
 from newsimg.stage import stage
 
 
-@stage("score", inputs=["articles", "results", "per_article", "index"], outputs=["out", "plots"])
+@stage(
+    "score",
+    inputs=["articles", "results", "per_article", "index", "subsets"],
+    outputs=["out", "plots"],
+)
 def main(
     params: ScoreParams,
     articles: Path,
     results: Path,
     per_article: Path,
     index: Path,
+    subsets: Path,
     out: Path,
     plots: Path,
 ) -> None:
@@ -26,6 +32,7 @@ def main(
         out,
         plots,
         per_article,
+        subsets=subsets,
     )
 
 

@@ -183,10 +183,26 @@ def test_run_writes_flat_metrics_sets_categories_and_plots(tmp_path: Path) -> No
         ),
         per / "lam.parquet",
     )
+    _results(results / "headline.parquet", {
+        "76": [("k1", y), ("A", "newsimages")],
+        "2": [("k1", y)],
+        "3": [("C", "newsimages")],
+    })  # fmt: skip
+    subsets = tmp_path / "subsets.csv"
+    subsets.write_text("article_id,subset\n76,vague\n2,vague\n3,plain\n")
     out = tmp_path / "metrics/score.json"
-    params = ScoreParams(ks=[1, 5])
-    metrics.run(params, arts, [results / "lam.parquet"], keys, out, tmp_path / "plots", per)
+    params = ScoreParams(ks=[1, 5], bootstrap=100)
+    runs = [results / "lam.parquet", results / "headline.parquet"]
+    metrics.run(params, arts, runs, keys, out, tmp_path / "plots", per, subsets=subsets)
     m = json.loads(out.read_text())
+    assert m["subsets"] == {"plain": 1, "vague": 2}
+    assert m["headline"]["vague"]["R@1"] == 0.0
+    assert m["lam"]["vague"]["R@1"] == 0.5
+    pair = m["differences"]["lam_vs_headline"]
+    assert set(pair) == {"overall", "SMALL", "LARGE", "plain", "vague"}
+    assert pair["overall"]["R@10"]["diff"] == pytest.approx((0 + 1 - 1) / 3)
+    assert pair["vague"]["MRR@100"]["diff"] == pytest.approx((1 - 1 / 2 + 1 / 3) / 2)
+    assert pair["plain"]["R@10"] == {"diff": -1.0, "lo": -1.0, "hi": -1.0, "n": 1}
     lam = m["lam"]
     assert lam["R@1"] == pytest.approx(1 / 3)
     assert lam["R@5"] == pytest.approx(2 / 3)
@@ -203,8 +219,8 @@ def test_run_writes_flat_metrics_sets_categories_and_plots(tmp_path: Path) -> No
     assert m["chance"]["align_accuracy"] == pytest.approx(2 / 3)
     csv_lines = (tmp_path / "plots/category.csv").read_text().splitlines()
     assert csv_lines[0] == "category,approach,label,articles,R@10,MRR@100"
-    assert len(csv_lines) == 3
-    assert (tmp_path / "plots/recall_at_k.csv").read_text().splitlines()[0] == "k,lam"
+    assert len(csv_lines) == 5  # header, two categories x two approaches
+    assert (tmp_path / "plots/recall_at_k.csv").read_text().splitlines()[0] == "k,headline,lam"
 
 
 def test_run_with_ratings_writes_table_1(tmp_path: Path) -> None:
@@ -229,3 +245,61 @@ def test_run_with_ratings_writes_table_1(tmp_path: Path) -> None:
         metrics.run(
             ScoreParams(ratings=str(tmp_path / "nope.csv")), arts, [res], keys, out, tmp_path
         )
+
+
+def test_paired_bootstrap_equals_a_hand_computed_case() -> None:
+    # differences b - a of four articles: 0, 0, 0, 1. A resample's mean is (ones drawn) / 4 with
+    # ones ~ Binomial(4, 1/4): P(0) = 0.316 > 2.5%, so the 2.5% quantile is 0; P(>= 3) = 0.051
+    # and P(4) = 0.004, so the 97.5% quantile is 3/4.
+    a = np.array([1.0, 0.0, 0.5, 0.0])
+    b = np.array([1.0, 0.0, 0.5, 1.0])
+    d = metrics.paired_difference(a, b, n=20000, seed=3)
+    assert d == {"diff": 0.25, "lo": 0.0, "hi": 0.75, "n": 4}
+    # paired: equal values give a zero interval, however much the articles vary
+    same = metrics.paired_difference(a, a, n=500, seed=0)
+    assert same == {"diff": 0.0, "lo": 0.0, "hi": 0.0, "n": 4}
+    # the interval is the resampled articles' mean differences, the same draws as the bootstrap
+    # of the differences themselves
+    x = np.random.default_rng(5).random(30)
+    y = x + np.random.default_rng(6).normal(0.1, 0.05, 30)
+    by_hand = metrics.bootstrap_mean(y - x, 300, seed=9)
+    got = metrics.paired_difference(x, y, 300, seed=9)
+    assert (got["diff"], got["lo"], got["hi"]) == (by_hand["mean"], by_hand["lo"], by_hand["hi"])
+    assert 0 < got["lo"] < got["diff"] < got["hi"]
+    with pytest.raises(ValueError, match="differ in length"):
+        metrics.paired_difference([1.0], [1.0, 0.0])
+
+
+def test_article_values_and_differences_per_group() -> None:
+    params = ScoreParams(bootstrap=200)
+    a, b = np.array([1, 11, 0, 5]), np.array([2, 3, 50, 0])
+    va = metrics.article_values(a, params)
+    assert va["R@10"].tolist() == [1.0, 0.0, 0.0, 1.0]
+    assert va["MRR@100"].tolist() == pytest.approx([1.0, 1 / 11, 0.0, 1 / 5])
+    ranks = {"lam": b, "headline": a, "headline_lead": a}
+    diffs = metrics.differences(ranks, {"overall": [0, 1, 2, 3], "x": [1, 2]}, params)
+    assert list(diffs) == ["headline_lead_vs_headline", "lam_vs_headline", "lam_vs_headline_lead"]
+    lam = diffs["lam_vs_headline"]
+    assert lam["overall"]["R@10"]["diff"] == pytest.approx((0 + 1 + 0 - 1) / 4)
+    assert lam["x"]["R@10"]["diff"] == pytest.approx(0.5)  # articles 2 and 3: ranks 11->3, 0->50
+    assert lam["x"]["MRR@100"]["diff"] == pytest.approx((1 / 3 - 1 / 11 + 1 / 50) / 2)
+    assert diffs["headline_lead_vs_headline"]["overall"]["MRR@100"]["hi"] == 0.0
+
+
+def test_subsets_file(tmp_path: Path) -> None:
+    path = tmp_path / "subsets.csv"
+    path.write_text("article_id,subset\n2,vague\n1,plain\n9,vague\n3,vague\n")
+    assert metrics.read_subsets(path, ["1", "2", "3", "4"]) == {
+        "plain": ["1"],
+        "vague": ["2", "3"],
+    }
+    (tmp_path / "empty.csv").write_text("article_id,subset\n")
+    assert metrics.read_subsets(tmp_path / "empty.csv", ["1"]) == {}
+    for bad, message in (("article_id,subset\n1,SMALL\n", "usable name"),
+                         ("article_id,kind\n1,a\n", "expected columns"),
+                         ("article_id,subset\n1,a b\n", "usable name")):  # fmt: skip
+        path.write_text(bad)
+        with pytest.raises(InputError, match=message):
+            metrics.read_subsets(path, ["1"])
+    with pytest.raises(InputError, match="does not exist"):
+        metrics.read_subsets(tmp_path / "nope.csv", ["1"])

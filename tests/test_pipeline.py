@@ -24,6 +24,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data, art = d / "data", d / "artifacts"
     sample.generate(data, seed=1, n_articles=16, pool_size=120, n24news_per_section=(6, 2, 2))
     doc = yaml.safe_load((ROOT / "params.yaml").read_text())
+    doc["model"]["source"] = "tiny"  # the fast tests keep the random model
     doc["fetch"]["source"] = str(data / "yfcc" / "bucket")
     doc["fetch"]["shard_size"] = 50
     doc["train"]["epochs"] = 2
@@ -87,6 +88,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         results=art / "results",
         per_article=art / "per_article",
         index=art / "index",
+        subsets=data / "subsets.csv",
         out=d / "metrics/score.json",
         plots=d / "metrics/plots",
     )
@@ -155,6 +157,11 @@ def test_scores_are_consistent(run_dir: Path) -> None:
         assert m["align"]["negatives"] == 16 * 20
         assert m["LARGE"]["R@10"] == m["R@10"]  # the sample's ids are all MediaEval ids
     assert metrics["pool"]["articles"] == 16
+    assert metrics["subsets"] == {"descriptive": 10, "vague_headline": 6}
+    pair = metrics["differences"]["headline_lead_vs_headline"]
+    assert set(pair) == {"overall", "LARGE", "descriptive", "vague_headline"}
+    assert pair["overall"]["R@10"]["n"] == 16
+    assert pair["overall"]["R@10"]["lo"] <= pair["overall"]["R@10"]["diff"]
     assert sum(metrics["categories"].values()) == 16  # every article gets a predicted section
     assert set(metrics["lam"]["category"]) == set(metrics["categories"])
     curve = (run_dir / "metrics/plots/recall_at_k.csv").read_text().splitlines()

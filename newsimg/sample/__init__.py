@@ -14,6 +14,8 @@ the files against the attributes they were made from.
 Layout written into ``out``::
 
     articles.csv                      NewsImages CSV (header row, article ids "1".."N")
+    subsets.csv                       article_id,subset: descriptive or vague_headline (truth
+                                      for the score stage only)
     html/<article_id>.html            saved article pages (one missing, one paywalled)
     newsimages/<image_id>.jpg         each article's original image
     n24news/news/nytimes_{split}.json N24News items, every section in every split
@@ -33,6 +35,7 @@ Modules, each with one purpose:
     draw        render and jpeg_bytes: pictures
     pages       page_html: the sites' HTML templates
     write       generate: the plan rendered and written into ``out``
+    pretrain    the pretrained base model: a tiny CLIP trained on a corpus of this world
 """
 
 from newsimg.sample.draw import JPEG_QUALITY, jpeg_bytes, render
@@ -47,7 +50,7 @@ from newsimg.sample.model import (
     SamplePlan,
 )
 from newsimg.sample.pages import HEAD, MONTHS, NAV, PAYWALL, TEMPLATES, page_html
-from newsimg.sample.plan import DISTRACTORS_PER_ARTICLE, plan_sample
+from newsimg.sample.plan import DISTRACTORS_PER_ARTICLE, VAGUE_SHARE, plan_sample
 from newsimg.sample.prose import (
     AGENCIES,
     FIRST_NAMES,
@@ -62,6 +65,7 @@ from newsimg.sample.prose import (
     Site,
 )
 from newsimg.sample.shapes import SHAPE_SPECS, SHAPES
+from newsimg.sample.texts import VAGUE_HEADLINES
 from newsimg.sample.vocabulary import (
     COLOURS,
     COUNT_WORDS,
@@ -76,7 +80,7 @@ from newsimg.sample.vocabulary import (
     Scene,
     Thing,
 )
-from newsimg.sample.write import ERROR_PAGES, OUTPUTS, generate
+from newsimg.sample.write import ERROR_PAGES, OUTPUTS, SUBSETS, generate
 
 __all__ = [
     "AGENCIES",
@@ -106,8 +110,11 @@ __all__ = [
     "SHAPES",
     "SHAPE_SPECS",
     "SITES",
+    "SUBSETS",
     "TEMPLATES",
     "TOWNS",
+    "VAGUE_HEADLINES",
+    "VAGUE_SHARE",
     "VARIED",
     "WEEKDAYS",
     "Article",

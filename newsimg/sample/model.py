@@ -55,6 +55,9 @@ class Article:
     town: str  # the dateline
     page: str = "full"  # "full", "missing" (no html file) or "paywall" (no body paragraphs)
     related: tuple[tuple[str, str], ...] = ()  # (headline, url) of other articles
+    # "descriptive": the headline names the picture; "vague": only people, places, events (the
+    # lead names the picture). The score stage reads it from subsets.csv, the pipeline never.
+    headline_kind: str = "descriptive"
 
     @property
     def lead(self) -> str:
@@ -109,6 +112,7 @@ class SamplePlan:
         pages = [a.page for a in self.articles]
         counts = {
             "articles": len(self.articles),
+            "articles_vague_headline": sum(a.headline_kind == "vague" for a in self.articles),
             "html_pages": len(pages) - pages.count("missing"),
             "html_missing": pages.count("missing"),
             "html_paywalled": pages.count("paywall"),

@@ -24,6 +24,7 @@ from newsimg.sample.vocabulary import COLOURS, GENERAL_OBJECTS, SCENES, SECTION_
 from newsimg.sources import N24NEWS_SECTIONS, N24NEWS_SPLITS
 
 DISTRACTORS_PER_ARTICLE = 5
+VAGUE_SHARE = 0.4  # articles whose headline names people, places or events, not the picture
 
 
 def plan_sample(
@@ -40,7 +41,7 @@ def plan_sample(
     _check_arguments(n_articles, pool_size, n24news_per_section)
     rng = random.Random(seed)
     writer = _Writer(rng)
-    articles = _plan_articles(rng, writer, n_articles)
+    articles = _plan_articles(rng, writer, n_articles, seed)
     pool = _plan_pool(rng, articles, pool_size)
     n24news = _plan_n24news(rng, writer, n24news_per_section)
     return SamplePlan(seed, articles, pool, n24news)
@@ -108,7 +109,25 @@ def _picture(rng: random.Random, attrs: Attributes) -> Picture:
     return Picture(attrs, width, height, rng.getrandbits(63))
 
 
-def _plan_articles(rng: random.Random, writer: _Writer, n: int) -> tuple[Article, ...]:
+def _make_vague(rng: random.Random, articles: list[Article]) -> list[Article]:
+    """A share (:data:`VAGUE_SHARE`) of the articles get a vague headline; their lead, caption
+    and page still name the picture. Drawn from a generator of their own (``rng``), so every
+    other decision of the plan is the same as without them."""
+    picked = set(rng.sample(range(len(articles)), round(VAGUE_SHARE * len(articles))))
+    vague = _Writer(rng)
+    out = []
+    for i, a in enumerate(articles):
+        if i in picked:
+            title = vague.vague_headline(a.picture.attrs.section)
+            url = f"https://www.{a.site.domain}.example/2025/06/{_slug(title)}"
+            a = replace(a, title=title, url=url, headline_kind="vague")
+        out.append(a)
+    return out
+
+
+def _plan_articles(
+    rng: random.Random, writer: _Writer, n: int, seed: int = 0
+) -> tuple[Article, ...]:
     sites = [SITES[i % len(SITES)] for i in range(n)]
     rng.shuffle(sites)
     articles = [_plan_article(rng, writer, str(i + 1), site) for i, site in enumerate(sites)]
@@ -116,6 +135,7 @@ def _plan_articles(rng: random.Random, writer: _Writer, n: int) -> tuple[Article
         missing, paywall = rng.sample(range(n), 2)
         articles[missing] = replace(articles[missing], page="missing")
         articles[paywall] = replace(articles[paywall], page="paywall")
+    articles = _make_vague(random.Random(f"vague-{seed}"), articles)
     for i, article in enumerate(articles):
         others = [a for a in articles if a is not article]
         picked = rng.sample(others, min(len(others), rng.randint(3, 4)))

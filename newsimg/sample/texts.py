@@ -16,6 +16,17 @@ from newsimg.sample.prose import (
 )
 from newsimg.sample.vocabulary import COUNT_WORDS, OBJECTS, SCENES
 
+# Headlines of the vague kind: people, places, dates and the section's topic, no attribute.
+VAGUE_HEADLINES = (
+    "{town} hosts its last {topic} of {year}",
+    "{name} on {topic} and what comes next for {town}",
+    "{topic}: {name} returns to {town} after {year}",
+    "{town} turns out for the {topic} on {day}",
+    "{topic} in {town}: {name}'s big day",
+    "What {name} told {town} at the {topic}",
+    "{name} and {town} close the {topic} season of {year}",
+)
+
 
 def _slug(text: str, words: int = 8) -> str:
     return "-".join(re.findall(r"[a-z0-9]+", text.lower())[:words])
@@ -83,6 +94,22 @@ class _Writer:
             )
         )
         return _cap(template.format(**p))
+
+    def vague_headline(self, section: str) -> str:
+        """A headline that names people, places and the event, never what the photo shows
+        (the DAS-RU paper's "Laramie Rangers Play Final Home Games of 2023"): only the section's
+        topic hints at the picture; the lead has to say the rest."""
+        r = self.rng
+        template = r.choice(VAGUE_HEADLINES)
+        return _cap(
+            template.format(
+                topic=r.choice(SECTIONS[section].topics),
+                name=self.person(),
+                town=r.choice(TOWNS),
+                year=r.randint(2019, 2025),
+                day=r.choice(WEEKDAYS),
+            )
+        )
 
     def sentence_a(self, a: Attributes) -> str:
         """One sentence naming every attribute and the section's context."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import shutil
@@ -20,7 +21,18 @@ from newsimg.sources import N24NEWS_SPLITS, write_newsimages_csv
 log = logging.getLogger(__package__)  # "newsimg.sample", as before the split
 
 # What generate() owns inside ``out``: removed before writing, so the folder holds one sample.
-OUTPUTS = ("articles.csv", "html", "newsimages", "n24news", "yfcc", "sample.json")
+OUTPUTS = (
+    "articles.csv",
+    "subsets.csv",
+    "html",
+    "newsimages",
+    "n24news",
+    "yfcc",
+    "sample.json",
+)
+# Ground truth beside the data, never read by the pipeline's text side: which articles have a
+# vague headline. The score stage reports each subset (newsimg.metrics.read_subsets).
+SUBSETS = {"descriptive": "descriptive", "vague": "vague_headline"}
 ERROR_PAGES = (
     "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1>"
     "<p>The requested URL was not found on this server.</p></body></html>\n",
@@ -84,6 +96,10 @@ def generate(
 
 def _write_articles(out: Path, articles: Sequence[Article]) -> None:
     write_newsimages_csv(out / "articles.csv", [a.csv_row() for a in articles])
+    with open(out / "subsets.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerows([("article_id", "subset")])
+        writer.writerows((a.article_id, SUBSETS[a.headline_kind]) for a in articles)
     (out / "html").mkdir()
     (out / "newsimages").mkdir()
     for a in articles:
