@@ -273,17 +273,27 @@ def main(argv: list[str] | None = None) -> int:
     ):
         run_reads(objects, 20, slow, 8)  # warm up the servers and the client
         run_reads(objects, 20, fast, 8)
+        peers: dict[str, FetchRun] = {}
+        settings = iter(args.peer_settings.split(",") if args.peer_python else [])
+
+        def next_peer() -> bool:  # interleaved with newsimg's runs: load changes hit both
+            setting = next(settings, None)
+            if setting is not None:
+                procs_n, threads = (int(v) for v in setting.split("x"))
+                peers[setting] = run_img2dataset(
+                    args.peer_python, objects, args.images, slow, procs_n, threads
+                )
+            return setting is not None
+
         seq = run_fetch(objects, args.sequential_images, slow, workers=1)
         c64 = run_fetch(objects, args.images, slow, workers=64)
+        next_peer()
         procs = run_fetch(objects, args.images, slow, workers=32, processes=2)
+        next_peer()
         c64_fast = run_fetch(objects, args.images, fast, workers=64)
         reads64 = run_reads(objects, args.images, slow, workers=64)
-        peers = {}
-        for setting in args.peer_settings.split(",") if args.peer_python else []:
-            procs_n, threads = (int(v) for v in setting.split("x"))
-            peers[setting] = run_img2dataset(
-                args.peer_python, objects, args.images, slow, procs_n, threads
-            )
+        while next_peer():
+            pass
     norm, stored_bytes, source_bytes = run_normalise(args.seconds)
 
     cores = fetch.usable_cores()
