@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test lint bench clean
+.PHONY: install repro test lint bench bench-peers clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,19 @@ lint: install
 
 bench: install
 	python bench/throughput.py
+
+# The peers (img2dataset, autofaiss: pyproject's `bench` group) in a venv of their own, then the
+# fetch and index benchmarks with them in the same run. Both exit 1 if newsimg falls behind.
+# PEERS_ARGS=--quick: reduced sizes (a few minutes).
+PEERS ?= .venv-peers
+PEERS_ARGS ?=
+$(PEERS)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install -q -U pip
+	$(PYTHON) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench'], sep='\n')" > $(PEERS)/requirements.txt
+	$(PEERS)/bin/pip install -q -r $(PEERS)/requirements.txt
+	touch $@
+
+bench-peers: install $(PEERS)/.installed
+	python bench/fetch.py --peer-python $(PEERS)/bin/python $(PEERS_ARGS)
+	python bench/index.py --peer-python $(PEERS)/bin/python $(PEERS_ARGS)

@@ -18,6 +18,13 @@ JPEG sizes and decode costs are close to real ones. Targets (issue 4):
 64 in flight >= 20x the sequential rate at 50 ms; decode+resize >= 100 images/s per core.
 Prints a table (images/s, ratio to the baseline measured in the same run) and ends with one
 JSON line of the key figures.
+
+With ``--peer-python`` (``make bench-peers``), img2dataset 1.47 (pyproject's ``bench`` group, in
+its own venv; bench/peers/img2dataset_run.py as a subprocess) fetches the same objects from the
+same 50 ms server into the same output (longer side 384 px, JPEG q90, Parquet shards), at each
+``--peer-settings`` processes x threads; its best is compared with newsimg's best of 64 in flight
+and 2 x 32. The run exits 1 if newsimg falls behind it on images/s or on CPU per image.
+``--quick``: 1,500 images (the peer runs included).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import math
 import multiprocessing as mp
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -176,6 +184,31 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+PEER = Path(__file__).resolve().parent / "peers" / "img2dataset_run.py"
+
+
+def run_img2dataset(
+    python: str, objects: dict[str, bytes], n: int, server: Server, processes: int, threads: int
+) -> FetchRun:
+    """img2dataset over the first ``n`` objects' URLs on ``server`` (a subprocess in the peers'
+    venv, timed and CPU-counted inside it after its imports, as newsimg's side is)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        urls = tmp / "urls.txt"
+        urls.write_text("".join(f"{server.endpoint}/{BUCKET}/{k}\n" for k in list(objects)[:n]))
+        per_shard = math.ceil(n / (2 * processes))
+        cmd = [python, str(PEER), str(urls), str(tmp / "out"), "--processes", str(processes),
+               "--threads", str(threads), "--per-shard", str(per_shard)]  # fmt: skip
+        server_cpu = server.cpu()
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        server_cpu = server.cpu() - server_cpu
+    if done.returncode:
+        raise RuntimeError(f"img2dataset failed ({done.returncode}): {done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["ok"] == n, (result, n)
+    return FetchRun(n / result["seconds"], result["cpu_s"] * 1e3 / n, server_cpu * 1e3 / n)
+
+
 def run_reads(objects: dict[str, bytes], n: int, server: Server, workers: int) -> float:
     """Images/s of download.read_bytes alone (the network side), ``workers`` in flight."""
     p = params(server.endpoint, workers, shard_size=n)
@@ -220,7 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequential-images", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=4.0, help="normalise timing window")
     parser.add_argument("--size", default="640x480", help="stored photos in the bucket")
+    parser.add_argument("--peer-python", help="the peers' venv python: also run img2dataset")
+    parser.add_argument(
+        "--peer-settings", default="2x64,1x128,2x32", help="img2dataset processes x threads"
+    )
+    parser.add_argument("--quick", action="store_true", help="1,500 images")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.images = 1500
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("newsimg").setLevel(logging.WARNING)
     os.environ.update(AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
@@ -233,11 +273,27 @@ def main(argv: list[str] | None = None) -> int:
     ):
         run_reads(objects, 20, slow, 8)  # warm up the servers and the client
         run_reads(objects, 20, fast, 8)
+        peers: dict[str, FetchRun] = {}
+        settings = iter(args.peer_settings.split(",") if args.peer_python else [])
+
+        def next_peer() -> bool:  # interleaved with newsimg's runs: load changes hit both
+            setting = next(settings, None)
+            if setting is not None:
+                procs_n, threads = (int(v) for v in setting.split("x"))
+                peers[setting] = run_img2dataset(
+                    args.peer_python, objects, args.images, slow, procs_n, threads
+                )
+            return setting is not None
+
         seq = run_fetch(objects, args.sequential_images, slow, workers=1)
         c64 = run_fetch(objects, args.images, slow, workers=64)
+        next_peer()
         procs = run_fetch(objects, args.images, slow, workers=32, processes=2)
+        next_peer()
         c64_fast = run_fetch(objects, args.images, fast, workers=64)
         reads64 = run_reads(objects, args.images, slow, workers=64)
+        while next_peer():
+            pass
     norm, stored_bytes, source_bytes = run_normalise(args.seconds)
 
     cores = fetch.usable_cores()
@@ -285,7 +341,42 @@ def main(argv: list[str] | None = None) -> int:
         "normalise_img_s_per_core": round(norm, 1),
         "bytes_per_image_384": round(stored_bytes),
     }
+    failures = []
+    if peers:
+        best = max(peers, key=lambda k: peers[k].images_per_s)
+        peer = peers[best]
+        ours = max((c64, "64 in flight"), (procs, "2 x 32"), key=lambda r: r[0].images_per_s)
+        print(
+            f"\nimg2dataset 1.47, same server ({lat}), objects and output (384 px, q90, Parquet):"
+        )
+        print(f"{'img2dataset processes x threads':<46} {'images/s':>9} {'CPU ms/img':>11}")
+        for setting, run in peers.items():
+            mark = "  (best)" if setting == best else ""
+            print(f"{setting:<46} {run.images_per_s:>9.1f} {run.client_cpu_ms:>11.2f}{mark}")
+        speed = ours[0].images_per_s / peer.images_per_s
+        cpu = peer.client_cpu_ms / ours[0].client_cpu_ms
+        print(f"newsimg ({ours[1]}) vs img2dataset ({best}): {speed:.2f}x images/s, "
+              f"{cpu:.2f}x less CPU per image ({ours[0].client_cpu_ms:.2f} vs "
+              f"{peer.client_cpu_ms:.2f} ms; the guards want >= 1)")  # fmt: skip
+        figures.update(
+            peer_best_setting=best,
+            peer_img_s=round(peer.images_per_s, 1),
+            peer_cpu_ms_per_img=round(peer.client_cpu_ms, 2),
+            newsimg_best=ours[1],
+            newsimg_img_s=round(ours[0].images_per_s, 1),
+            newsimg_cpu_ms_per_img=round(ours[0].client_cpu_ms, 2),
+            ratio_img_s_vs_img2dataset=round(speed, 3),
+            ratio_cpu_per_img_img2dataset_over_newsimg=round(cpu, 3),
+            peer_runs={k: [round(r.images_per_s, 1), round(r.client_cpu_ms, 2)]
+                       for k, r in peers.items()},
+        )  # fmt: skip
+        failures = [
+            what for what, ratio in (("images/s", speed), ("CPU per image", cpu)) if ratio < 1
+        ]
     print(json.dumps(figures))
+    if failures:
+        print(f"FAIL: newsimg behind img2dataset on {', '.join(failures)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -11,12 +11,23 @@ matmul throughput, then one line of JSON.
 
     .venv/bin/python bench/index.py                      # 1M x 768, a few minutes on 2 cores
     .venv/bin/python bench/index.py --n 200000 --queries 200   # quick look
+    .venv/bin/python bench/index.py --n 500000 --peer-python .venv-peers/bin/python  # + autofaiss
+
+With ``--peer-python`` (``make bench-peers``), autofaiss 2.9.3 (pyproject's ``bench`` group, in
+its own venv; bench/peers/autofaiss_run.py as a subprocess) builds on the same vectors, as
+float32 .npy, twice: at newsimg's ``memory_gb`` and at its own default (16G). Each searches the
+same queries in one batch with the parameters autofaiss picked; its recall@10 is counted against
+the same exact search. The run exits 1 if newsimg's auto index falls behind autofaiss at equal
+memory on recall@10 (text or image) or behind either autofaiss index on queries/s.
+``--quick``: 100k vectors, 200 queries per kind.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -87,7 +98,46 @@ def timed_search(
     )
 
 
-def main() -> None:
+PEER = Path(__file__).resolve().parent / "peers" / "autofaiss_run.py"
+
+
+def run_autofaiss(
+    python: str, emb: Path, qs: dict[str, np.ndarray], out: Path, memory: str
+) -> dict:
+    """autofaiss on the float32 copies in ``emb`` (a subprocess in the peers' venv): its JSON
+    line, plus ``rows`` per query kind."""
+    queries = out / "queries.npy"
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(queries, np.concatenate(list(qs.values())))
+    cmd = [python, str(PEER), str(emb), str(queries), str(out), "--memory", memory]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"autofaiss failed ({done.returncode}): {done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = np.load(out / "rows.npy")
+    result["rows"] = dict(zip(qs, np.split(rows, len(qs)), strict=True))
+    return result
+
+
+def peer_recall(exact: dict, qs: dict[str, np.ndarray], rows: dict) -> dict[str, float]:
+    """Recall@k of rows found by a peer; a row it could not fill (-1) counts as a miss."""
+    out = {}
+    for kind, found in rows.items():
+        vectors = exact["images"].vectors.take(np.maximum(found, 0))
+        scores = np.einsum("qd,qkd->qk", qs[kind], vectors)
+        scores[found < 0] = -np.inf
+        out[kind] = ann_recall(scores, exact["scores"][kind])
+    return out
+
+
+def write_float32(src: Path, dst: Path) -> None:
+    """The float16 units as float32 .npy files, in the same row order (autofaiss sorts names)."""
+    dst.mkdir()
+    for path in sorted(src.glob("unit-*.npy")):
+        np.save(dst / path.name, np.load(path).astype(np.float32))
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=768)
@@ -101,7 +151,11 @@ def main() -> None:
     parser.add_argument("--rerank", type=int, default=SearchParams().rerank)
     parser.add_argument("--train-size", type=int, default=IndexParams().train_size)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--peer-python", help="the peers' venv python: also run autofaiss")
+    parser.add_argument("--quick", action="store_true", help="100k vectors, 200 queries a kind")
     args = parser.parse_args()
+    if args.quick:
+        args.n, args.queries, args.unit = 100_000, 200, 50_000
 
     rng = np.random.default_rng(0)
     centres = unit_vectors(rng.standard_normal((args.clusters, args.dim), dtype=np.float32))
@@ -143,6 +197,17 @@ def main() -> None:
             for name, run in runs.items()
         }
         gflops = matmul_gflops(args.dim, 2 * args.queries, SearchParams().block_rows)
+        peers = {}
+        if args.peer_python:
+            write_float32(emb, Path(tmp) / "float32")
+            budgets = {"autofaiss, same memory": f"{int(budget * index.GB)}B",
+                       "autofaiss, its default": "16G"}  # fmt: skip
+            for name, memory in budgets.items():
+                out = Path(tmp) / name.replace(" ", "_").replace(",", "")
+                peers[name] = run_autofaiss(
+                    args.peer_python, Path(tmp) / "float32", qs, out, memory
+                )
+                peers[name]["recall"] = peer_recall(exact, qs, peers[name]["rows"])
 
     exact_gflops = 2 * args.dim * args.n * exact["qps"] / 1e9
     print(f"\nplan of auto: {approx['images'].plan.factory}: {approx['images'].plan.reason}")
@@ -164,6 +229,42 @@ def main() -> None:
             "recall@10_text": round(recall["text"], 4),
             "recall@10_image": round(recall["image"], 4),
         }
+    for name, peer in peers.items():
+        recall = peer["recall"]
+        print(
+            f"{name:<22}{peer['build_s']:>9.1f}{peer['bytes_per_vector']:>10.0f}{peer['qps']:>9.1f}"
+            f"{peer['qps'] / exact['qps']:>9.1f}{recall['text']:>11.4f}{recall['image']:>12.4f}"
+        )
+        summary[name] = {
+            "index": peer["index_key"],
+            "search": peer["index_param"],
+            "memory": peer["memory"],
+            "build_s": round(peer["build_s"], 1),
+            "bytes_per_vector": round(peer["bytes_per_vector"], 1),
+            "qps": round(peer["qps"], 1),
+            "recall@10_text": round(recall["text"], 4),
+            "recall@10_image": round(recall["image"], 4),
+        }
+    failures = []
+    if peers:
+        ours = summary["auto"]
+        print("\nnewsimg auto against autofaiss (ratios; the guards want >= 1):")
+        same = summary["autofaiss, same memory"]
+        checks = [(f"recall@10 {kind}, same memory", ours[f"recall@10_{kind}"],
+                   same[f"recall@10_{kind}"]) for kind in ("text", "image")]  # fmt: skip
+        checks += [(f"queries/s vs {name}", ours["qps"], summary[name]["qps"]) for name in peers]
+        for name, peer in peers.items():
+            print(f"  {name}: {peer['index_key']} searched with {peer['index_param']}, "
+                  f"max_index_memory_usage {peer['memory']}")  # fmt: skip
+        for what, mine, theirs in checks:
+            ratio = mine / theirs if theirs else float("inf")
+            print(f"  {what:<40} {mine:>9.4g} vs {theirs:>9.4g}  {ratio:6.2f}x")
+            summary[f"ratio {what}"] = round(ratio, 3)
+            if mine < theirs:
+                failures.append(what)
+        bpv = ours["bytes_per_vector"] / same["bytes_per_vector"]
+        summary["ratio bytes/vector vs same memory"] = round(bpv, 3)
+        summary["ratio build_s vs same memory"] = round(ours["build_s"] / same["build_s"], 3)
     share = exact_gflops / gflops
     print(
         f"\nexact search {exact_gflops:.0f} GFLOP/s = {share:.0%} of float32 matmul "
@@ -174,7 +275,11 @@ def main() -> None:
         exact_share_of_matmul=round(share, 3),
     )
     print(json.dumps(summary))
+    if failures:
+        print(f"FAIL: newsimg behind autofaiss on {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

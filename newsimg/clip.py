@@ -258,6 +258,47 @@ def _write_preprocessing(folder: Path, size: int) -> None:
     (folder / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2))
 
 
+# --- text encoding -------------------------------------------------------------------------------
+
+SORT_WINDOW = 16  # batches of texts tokenized and sorted by length together
+
+
+def text_lengths(ids: np.ndarray) -> np.ndarray:
+    """Positions each row of :func:`tokenize` output uses: up to and including its first EOT.
+
+    A row without an EOT (ids not made by :func:`tokenize`) counts as its full width.
+    """
+    has_eot = (ids == EOT).any(axis=1)
+    return np.where(has_eot, (ids == EOT).argmax(axis=1) + 1, ids.shape[1])
+
+
+@torch.inference_mode()
+def pooled_text(
+    text_model: torch.nn.Module, ids: np.ndarray, batch_size: int = 64, *, cut: bool = True
+) -> np.ndarray:
+    """Pooled final-layer states at each row's EOT for token ids (N, positions): (N, width).
+
+    ``cut``: rows are sorted by length and each batch is cut after its longest row's EOT, then
+    the rows are put back in order. This is exact, not an approximation: CLIP's text transformer
+    attends causally (position i sees positions <= i; transformers' CLIPTextModel builds only a
+    causal mask when no attention mask is given), position ids are ``arange(length)`` either
+    way, LayerNorm and the MLPs work per position, and pooling takes the first EOT, so positions
+    after a row's EOT change nothing it returns. ``cut=False`` runs every batch at full width
+    (the reference, and the benchmarks' baseline). float32 (N, width) whatever the model dtype.
+    """
+    width = text_model.config.hidden_size
+    device = next(text_model.parameters()).device
+    lengths = text_lengths(ids)
+    order = np.argsort(lengths, kind="stable") if cut else np.arange(len(ids))
+    out = np.empty((len(ids), width), np.float32)
+    for start in range(0, len(ids), batch_size):
+        rows = order[start : start + batch_size]
+        length = int(lengths[rows].max()) if cut else ids.shape[1]
+        batch = torch.from_numpy(np.ascontiguousarray(ids[rows, :length])).to(device)
+        out[rows] = text_model(input_ids=batch).pooler_output.float().cpu().numpy()
+    return out
+
+
 def resolve_device(accelerator: str = "auto") -> torch.device:
     if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
@@ -281,15 +322,18 @@ class Clip:
         self.image_size = self.model.config.vision_config.image_size
         self.dim = self.model.config.projection_dim
 
-    @torch.inference_mode()
     def text_hidden(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Pooled final-layer state at each text's EOT, before the projection: (N, width)."""
-        out = []
-        for i in range(0, len(texts), batch_size):
-            ids = torch.from_numpy(tokenize(texts[i : i + batch_size], self.context_length))
-            pooled = self.model.text_model(input_ids=ids.to(self.device)).pooler_output
-            out.append(pooled.float().cpu().numpy())
+        """Pooled final-layer state at each text's EOT, before the projection: (N, width).
+
+        Texts are tokenized a window of ``SORT_WINDOW`` batches at a time (memory bounded by the
+        window, not the corpus), and each window is encoded length-aware by :func:`pooled_text`.
+        """
         width = self.model.config.text_config.hidden_size
+        window = batch_size * SORT_WINDOW
+        out = []
+        for i in range(0, len(texts), window):
+            ids = tokenize(texts[i : i + window], self.context_length)
+            out.append(pooled_text(self.model.text_model, ids, batch_size))
         return np.concatenate(out) if out else np.zeros((0, width), np.float32)
 
     def project_text(self, hidden: np.ndarray) -> np.ndarray:

@@ -184,3 +184,70 @@ def test_lower_precision_encodes_close_to_float32(tiny_model: Path, precision: s
         (full.encode_images(images), low.encode_images(images)),
     ]:
         assert (a * b).sum(axis=1).min() > 0.99  # cosine of each pair
+
+
+# --- length-aware text encoding -------------------------------------------------------------------
+
+VOCAB = ["the", "council", "met", "on", "tuesday", "to", "discuss", "three", "red", "kites",
+         "over", "snowy", "harbour", "a", "photo", "of", "cat", "news"]  # fmt: skip
+
+
+def _texts_of_lengths(words: list[int], seed: int = 0) -> list[str]:
+    """Texts of the given word counts (each of these words is one BPE token: length + 2)."""
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(VOCAB, n)) for n in words]
+
+
+def _widths(text_model: torch.nn.Module) -> tuple[list[int], object]:
+    """Record the width of every batch the text tower runs on."""
+    widths: list[int] = []
+    handle = text_model.register_forward_pre_hook(
+        lambda _m, _a, kw: widths.append(kw["input_ids"].shape[1]), with_kwargs=True
+    )
+    return widths, handle
+
+
+def test_text_lengths_count_up_to_the_first_eot() -> None:
+    ids = clip.tokenize(["a photo of a cat", "word " * 400, ""])
+    assert clip.text_lengths(ids).tolist() == [7, 248, 2]
+    no_eot = np.full((1, 248), 320, np.int64)
+    assert clip.text_lengths(no_eot).tolist() == [248]
+
+
+def test_length_aware_text_hidden_equals_full_padding_and_keeps_order(tiny_model: Path) -> None:
+    c = clip.Clip(tiny_model)
+    rng = np.random.default_rng(1)
+    words = [1, 246, 300, *rng.integers(1, 247, 33).tolist(), 2, 500, 18, 150]  # 40 texts
+    texts = _texts_of_lengths(words)
+    assert set(clip.count_tokens(texts)) >= {3, 248, 302, 502}  # 3..248, two truncated
+    full = clip.pooled_text(c.model.text_model, clip.tokenize(texts), 4, cut=False)
+    widths, handle = _widths(c.model.text_model)
+    try:
+        ours = c.text_hidden(texts, batch_size=4)  # windows of 64 texts: one window
+        by_two = c.text_hidden(texts, batch_size=2)  # windows of 32: two windows
+    finally:
+        handle.remove()
+    np.testing.assert_allclose(ours, full, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(by_two, full, atol=1e-5, rtol=0)
+    # each batch of 4 sorted texts ran at its longest text's length, truncated texts at 248
+    lengths = sorted(min(n, 248) for n in clip.count_tokens(texts))
+    assert widths[:10] == [lengths[i + 3] for i in range(0, 40, 4)]
+    assert sum(widths[:10]) < 0.6 * 10 * 248
+    # order: every row is its own text's state, whatever else is in the call
+    alone = np.concatenate([c.text_hidden([texts[i]]) for i in (0, 1, 17, 39)])
+    np.testing.assert_allclose(ours[[0, 1, 17, 39]], alone, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(c.text_hidden(texts[::-1], 4), full[::-1], atol=1e-5, rtol=0)
+
+
+def test_length_aware_encoding_is_exact_on_a_long_clip_b_sized_tower() -> None:
+    tower = dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
+                 num_attention_heads=8)  # fmt: skip
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                  num_attention_heads=2, image_size=32, patch_size=16)  # fmt: skip
+    model = clip.random_clip(tower, vision, 512, seed=3)
+    texts = _texts_of_lengths([1, 246, 400, 20, 150, 60, 2, 120, 245, 9, 33, 80], seed=2)
+    ids = clip.tokenize(texts)
+    full = clip.pooled_text(model.text_model, ids, 4, cut=False)
+    cut = clip.pooled_text(model.text_model, ids, 4)
+    assert np.abs(full).max() > 0.5  # real features, not zeros
+    np.testing.assert_allclose(cut, full, atol=1e-5, rtol=0)
