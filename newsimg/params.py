@@ -71,6 +71,20 @@ class FetchParams(Section):
     quality: Annotated[int, Field(ge=1, le=100)] = 90  # JPEG quality of the stored bytes
     max_pixels: PositiveInt = 89_478_485  # decompression-bomb guard (Pillow's default)
     max_failure_rate: Fraction = 0.05  # above it the stage fails after writing what it has
+    # the metadata stage's list of the manifest's videos (photo_id<TAB>hash), never fetched when
+    # skip_videos; None: no list, every row is fetched
+    videos: str | None = None
+    skip_videos: bool = True
+
+
+class MetadataParams(Section):
+    """The metadata stage: licence, credit and description of each photo of fetch's shards."""
+
+    batch_size: PositiveInt = 500  # SQLite: photo ids per ascending primary-key query
+    bucket_rows: PositiveInt = 100_000  # TSV: manifest rows per spill bucket (memory per bucket)
+    # photos of the manifest that a given metadata lacks: above this share the stage fails after
+    # writing (the wrong file?); the sample lacks 1%
+    max_missing_rate: Fraction = 0.05
 
 
 class LeadsParams(Section):
@@ -278,6 +292,7 @@ class ReportParams(Section):
 SECTIONS: dict[str, type[Section]] = {
     "model": ModelParams,
     "fetch": FetchParams,
+    "metadata": MetadataParams,
     "leads": LeadsParams,
     "embed": EmbedParams,
     "train": TrainParams,

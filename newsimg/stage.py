@@ -42,11 +42,13 @@ def stage(
     inputs: Sequence[str] = (),
     outputs: Sequence[str] = (),
     options: Sequence[str] = (),
+    also: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Callable[[Sequence[str] | None], int]]:
     """Wrap ``fn(params, **paths, **options)`` into a ``main(argv) -> int`` stage entry point.
 
     ``inputs`` and ``outputs`` become required ``--name PATH`` arguments (``Path``); inputs must
     exist. ``options`` become required ``--name VALUE`` strings. ``section=None`` reads no params.
+    ``also`` names further sections the stage reads, passed as ``{name}_params``.
     """
 
     def wrap(fn: Callable[..., Any]) -> Callable[[Sequence[str] | None], int]:
@@ -63,11 +65,12 @@ def stage(
             params_file = args.pop("params")
             try:
                 params = load_section(section, params_file) if section else None
+                extra = {f"{name}_params": load_section(name, params_file) for name in also}
                 for name in inputs:
                     if not args[name].exists():
                         raise InputError(f"input --{name} {args[name]} does not exist")
                 call_args = (params,) if section else ()
-                fn(*call_args, **args)
+                fn(*call_args, **args, **extra)
             except NewsimgError as err:
                 print(f"error: {err}", file=sys.stderr)
                 return err.exit_code

@@ -26,6 +26,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     doc = yaml.safe_load((ROOT / "params.yaml").read_text())
     doc["fetch"]["source"] = str(data / "yfcc" / "bucket")
     doc["fetch"]["shard_size"] = 50
+    doc["fetch"]["videos"] = str(art / "videos.txt")
     doc["train"]["epochs"] = 2
     params = d / "params.yaml"
     params.write_text(yaml.safe_dump(doc))
@@ -38,6 +39,14 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     model = art / "models" / "base"
     stage("model", out=model)
+    stage(
+        "metadata",
+        manifest=data / "yfcc/manifest.txt",
+        metadata=data / "yfcc/metadata",
+        out=art / "metadata",
+        videos=art / "videos.txt",
+        metrics=d / "metrics/licences.json",
+    )
     stage(
         "fetch",
         manifest=data / "yfcc/manifest.txt",
@@ -258,3 +267,21 @@ def test_search_ranks_like_retrieve(run_dir: Path) -> None:
     assert [key for key, _, _ in hits] == expected
     assert main(["search", "three red kites", "--model", str(art / "models/base"),
                  "--index", str(art / "index"), "-k", "3"]) == 0  # fmt: skip
+
+
+def test_videos_are_never_fetched_and_every_pool_photo_has_its_licence(run_dir: Path) -> None:
+    from newsimg.metadata.lookup import Metadata
+
+    art = run_dir / "artifacts"
+    keys = pq.read_table(art / "index/keys.parquet").to_pylist()
+    photos = [k["key"] for k in keys if k["source"] == "yfcc"]
+    videos = {line.split("\t")[1] for line in (art / "videos.txt").read_text().splitlines()}
+    assert len(videos) == 2
+    assert not videos & set(photos)
+    codes = Metadata.open(art / "metadata").licences(photos)
+    assert "unknown" in codes  # the sample's photo missing from the metadata, if fetched
+    assert {c for c in codes if c != "unknown"} == {"by", "by-sa", "by-nd", "by-nc", "by-nc-sa",
+                                                     "by-nc-nd"}  # fmt: skip
+    licences = json.loads((run_dir / "metrics/licences.json").read_text())
+    assert licences["photos"] == 120
+    assert licences["videos_skipped"] == 2
