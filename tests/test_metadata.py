@@ -145,6 +145,21 @@ def test_plain_bz2_and_parts_folder_read_as_one_identical_stream(
     assert len(whole) == 121
 
 
+def test_bz2_reads_the_same_without_a_decompressor_and_corruption_is_named(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = data / "yfcc" / "metadata"
+    with_tool = list(readers.iter_tsv(folder))
+    monkeypatch.setattr(readers, "BZ2_TOOLS", ())  # Python's own bz2
+    assert list(readers.iter_tsv(folder)) == with_tool
+    monkeypatch.undo()
+    broken = tmp_path / "yfcc100m_dataset-0.bz2"
+    data_bytes = (folder / "yfcc100m_dataset-0.bz2").read_bytes()
+    broken.write_bytes(data_bytes[: len(data_bytes) // 2])
+    with pytest.raises(InputError, match=r"yfcc100m_dataset-0\.bz2: .*could not decompress"):
+        list(readers.iter_tsv(broken))
+
+
 # ---------------------------------------------------------------------- the stage, both forms
 
 

@@ -33,13 +33,14 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -49,9 +50,9 @@ from newsimg.metadata.licences import CC_CODES, UNKNOWN, credit_line
 from newsimg.metadata.readers import (
     PhotoMeta,
     SqliteMetadata,
+    decode_tsv_line,
     detect_form,
     iter_tsv_lines,
-    parse_tsv_line,
     tsv_parts,
     tsv_photo_id,
 )
@@ -82,7 +83,8 @@ SCHEMA = pa.schema(
         pa.field("page_url", pa.string()),
     ]
 )
-_SPILL = pa.schema(  # a matched TSV row on its way back to manifest order: PhotoMeta + position
+# A matched TSV row on its way back to manifest order: its position, PhotoMeta's fields, credit.
+_SPILL = pa.schema(
     [
         pa.field("pos", pa.int64()),
         pa.field("photo_id", pa.int64()),
@@ -99,9 +101,12 @@ _SPILL = pa.schema(  # a matched TSV row on its way back to manifest order: Phot
         pa.field("licence", pa.string()),
         pa.field("licence_version", pa.string()),
         pa.field("is_video", pa.bool_()),
+        pa.field("credit", pa.string()),
     ]
 )
+_UNKNOWN_CREDIT = credit_line(None, UNKNOWN, None)
 _SHARD = re.compile(rf"^{SOURCE}-(?P<index>\d{{5,}})\.parquet$")
+_WITH_VIDEO = SCHEMA.append(pa.field("is_video", pa.bool_(), nullable=False))
 _TSV_BATCH = 8192  # lines whose photo ids are matched against the manifest at once
 _SPILL_FLUSH = 1000  # rows buffered per bucket before they are written
 
@@ -201,12 +206,12 @@ def run(
     )
     rows = _manifest_rows(manifest, layout.limit, resume_row)
     if form == "none":
-        records: Iterator[tuple[ManifestRow, PhotoMeta | None]] = ((r, None) for r in rows)
+        batches: Iterator[pa.Table] = _plain_batches(rows, params.batch_size)
     elif form == "sqlite":
-        records = _sqlite_records(Path(metadata), rows, params.batch_size)  # type: ignore[arg-type]
+        batches = _sqlite_batches(Path(metadata), rows, params.batch_size)  # type: ignore[arg-type]
     else:
-        records = _tsv_records(Path(metadata), manifest, layout, resume_row, params, out)  # type: ignore[arg-type]
-    written = _write_shards(records, out, layout, build, done, resume_row)
+        batches = _tsv_batches(Path(metadata), manifest, layout, resume_row, params, out)  # type: ignore[arg-type]
+    written = _write_shards(batches, out, layout, build, done, resume_row)
     summary = _summarise(out, form, start, written, done)
     _write_videos(out, videos)
     write_text(out / "stats.json", json.dumps(summary, indent=1) + "\n")
@@ -287,18 +292,48 @@ def _complete_prefix(
 
 
 # -------------------------------------------------------------------------------- the readers
+#
+# Each yields the manifest's rows in order as tables of :data:`SCHEMA` plus ``is_video``.
 
 
-def _sqlite_records(
-    db: Path, rows: Iterator[ManifestRow], batch_size: int
-) -> Iterator[tuple[ManifestRow, PhotoMeta | None]]:
-    """Manifest rows with their records, looked up ``batch_size`` ascending ids at a time."""
-    with SqliteMetadata(db, batch_size) as meta:
-        while batch := list(islice(rows, batch_size)):
+def _plain_batches(rows: Iterator[ManifestRow], size: int) -> Iterator[pa.Table]:
+    """No metadata: every photo unknown, none a video."""
+    while batch := list(islice(rows, size)):
+        yield records_table(batch, [None] * len(batch))
+
+
+def _sqlite_batches(db: Path, rows: Iterator[ManifestRow], size: int) -> Iterator[pa.Table]:
+    """Looked up ``size`` ascending photo ids at a time."""
+    with SqliteMetadata(db, size) as meta:
+        while batch := list(islice(rows, size)):
             _need_photo_ids(batch)
             found = meta.lookup(r.photo_id for r in batch)  # type: ignore[misc]
-            for r in batch:
-                yield r, found.get(r.photo_id)  # type: ignore[arg-type]
+            yield records_table(batch, [found.get(r.photo_id) for r in batch])  # type: ignore[arg-type]
+
+
+def records_table(rows: list[ManifestRow], metas: list[PhotoMeta | None]) -> pa.Table:
+    """The :data:`SCHEMA` table (plus ``is_video``) of manifest rows and their records."""
+    cols: dict[str, list[Any]] = {f.name: [] for f in SCHEMA}
+    cols["is_video"] = []
+    for row, m in zip(rows, metas, strict=True):
+        cols["key"].append(row.hash)
+        cols["photo_id"].append(row.photo_id)
+        cols["found"].append(m is not None)
+        code, version = (m.licence, m.licence_version) if m is not None else (UNKNOWN, None)
+        cols["licence"].append(code)
+        cols["licence_version"].append(version)
+        cols["licence_url"].append(m.licence_url if m else None)
+        cols["nickname"].append(m.nickname if m else None)
+        cols["credit"].append(credit_line(m.nickname if m else None, code, version))
+        cols["title"].append(m.title if m else None)
+        cols["description"].append(m.description if m else None)
+        cols["tags"].append(list(m.tags) if m else None)
+        cols["date_taken"].append(m.date_taken if m else None)
+        cols["latitude"].append(m.latitude if m else None)
+        cols["longitude"].append(m.longitude if m else None)
+        cols["page_url"].append(m.page_url if m else None)
+        cols["is_video"].append(m.is_video if m else False)
+    return pa.Table.from_pydict(cols, schema=_WITH_VIDEO)
 
 
 def _need_photo_ids(rows: list[ManifestRow]) -> None:
@@ -309,14 +344,14 @@ def _need_photo_ids(rows: list[ManifestRow]) -> None:
         )
 
 
-def _tsv_records(
+def _tsv_batches(
     path: Path,
     manifest: Path,
     layout: Layout,
     start: int,
     params: MetadataParams,
     out: Path,
-) -> Iterator[tuple[ManifestRow, PhotoMeta | None]]:
+) -> Iterator[pa.Table]:
     """Manifest rows from ``start`` with their records, from ONE pass over the TSV."""
     ids = np.fromiter(
         (_photo_id(r) for r in _manifest_rows(manifest, layout.limit, start)), dtype=np.int64
@@ -334,8 +369,8 @@ def _tsv_records(
         del sorted_ids, order
         rows = _manifest_rows(manifest, layout.limit, start)
         for b in range(n_buckets):
-            first = b * params.bucket_rows
-            yield from _bucket_records(spill / f"{b:06d}.arrow", rows, first, params.bucket_rows)
+            chunk = list(islice(rows, params.bucket_rows))
+            yield _bucket_table(spill / f"{b:06d}.arrow", chunk, b * params.bucket_rows)
     finally:
         shutil.rmtree(spill, ignore_errors=True)
 
@@ -356,7 +391,7 @@ def _spill_tsv(
 ) -> None:
     """Stream the TSV; each line whose photo id is in the manifest goes to its bucket's file."""
     writers = [pa.ipc.new_file(spill / f"{b:06d}.arrow", _SPILL) for b in range(n_buckets)]
-    buffers: list[list[tuple[int, PhotoMeta]]] = [[] for _ in range(n_buckets)]
+    buffers: list[list[tuple[Any, ...]]] = [[] for _ in range(n_buckets)]
     lines = iter_tsv_lines(path)
     bar = tqdm(desc="metadata TSV", unit="row", unit_scale=True, disable=None)
     try:
@@ -365,11 +400,13 @@ def _spill_tsv(
             pids = np.fromiter((tsv_photo_id(*x) for x in batch), np.int64, len(batch))
             left = np.searchsorted(sorted_ids, pids, "left")
             right = np.searchsorted(sorted_ids, pids, "right")
-            for i in np.flatnonzero(right > left):
-                _, meta = parse_tsv_line(*batch[i])
-                for pos in order[left[i] : right[i]]:  # one, unless the manifest repeats it
-                    b = int(pos) // bucket_rows
-                    buffers[b].append((int(pos), meta))
+            for i in np.flatnonzero(right > left).tolist():
+                values = decode_tsv_line(*batch[i])
+                # values: PhotoMeta's fields; 1 nickname, 11 licence, 12 version
+                row = (*values, credit_line(values[1], values[11], values[12]))
+                for pos in order[left[i] : right[i]].tolist():  # one, unless the manifest repeats
+                    b = pos // bucket_rows
+                    buffers[b].append((pos, *row))
                     if len(buffers[b]) >= _SPILL_FLUSH:
                         writers[b].write_batch(_spill_batch(buffers[b]))
                         buffers[b].clear()
@@ -382,111 +419,112 @@ def _spill_tsv(
             w.close()
 
 
-def _spill_batch(rows: list[tuple[int, PhotoMeta]]) -> pa.RecordBatch:
-    columns: dict[str, list[Any]] = {"pos": [pos for pos, _ in rows]}
-    for f in fields(PhotoMeta):
-        columns[f.name] = [getattr(m, f.name) for _, m in rows]
-    columns["tags"] = [list(t) for t in columns["tags"]]
-    return pa.RecordBatch.from_pydict(columns, schema=_SPILL)
+def _spill_batch(rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
+    by_column = zip(*rows, strict=True)
+    columns = [pa.array(col, f.type) for col, f in zip(by_column, _SPILL, strict=True)]
+    return pa.RecordBatch.from_arrays(columns, schema=_SPILL)
 
 
-def _bucket_records(
-    path: Path, rows: Iterator[ManifestRow], first: int, size: int
-) -> Iterator[tuple[ManifestRow, PhotoMeta | None]]:
-    """The bucket's manifest rows (``first`` to ``first + size``), each with its record or None."""
+def _bucket_table(path: Path, rows: list[ManifestRow], first: int) -> pa.Table:
+    """The bucket's manifest rows (from ``first``) joined to their spilled records, in order."""
     with pa.memory_map(str(path)) as source:
-        table = pa.ipc.open_file(source).read_all()
-    found: dict[int, PhotoMeta] = {}
-    for record in table.sort_by("pos").to_pylist():
-        pos = record.pop("pos")
-        record["tags"] = tuple(record["tags"] or ())
-        found.setdefault(pos, PhotoMeta(**record))  # a photo id the TSV repeats: its first row
-    del table
-    for n, row in enumerate(islice(rows, size)):
-        yield row, found.get(first + n)
+        spilled = pa.ipc.open_file(source).read_all()
+    if spilled.num_rows == 0:
+        return records_table(rows, [None] * len(rows))
+    spilled = spilled.take(pc.sort_indices(spilled["pos"]))  # stable: a repeated photo id's
+    pos = spilled["pos"].to_numpy() - first  # first TSV row comes first, and wins below
+    at = np.full(len(rows), -1, np.int64)
+    at[pos[::-1]] = np.arange(len(pos))[::-1]  # the first of equal positions is written last
+    missing = at < 0
+    taken = spilled.take(pa.array(np.where(missing, 0, at), mask=missing))
+    cols = {
+        "key": pa.array([r.hash for r in rows], pa.string()),
+        "photo_id": pa.array([r.photo_id for r in rows], pa.int64()),
+        "found": pa.array(~missing),
+        "licence": pc.fill_null(taken["licence"], UNKNOWN),
+        "credit": pc.fill_null(taken["credit"], _UNKNOWN_CREDIT),
+        "is_video": pc.fill_null(taken["is_video"], False),
+    }
+    return pa.table(
+        [cols[f.name] if f.name in cols else taken[f.name] for f in _WITH_VIDEO],
+        schema=_WITH_VIDEO,
+    )
 
 
 # --------------------------------------------------------------------------------- the writer
 
 
 def _write_shards(
-    records: Iterable[tuple[ManifestRow, PhotoMeta | None]],
+    batches: Iterable[pa.Table],
     out: Path,
     layout: Layout,
     build: dict[str, Any],
     index: int,
     position: int,
 ) -> int:
-    """Cut the records into fetch's shards and write each; returns how many were written.
+    """Cut the manifest's rows into fetch's shards and write each; returns how many were written.
 
     A full shard ends at its last photo; the videos before a shard's first photo are its own.
     Videos after the last photo make a last shard without photos, so that they are listed too.
     """
     written = 0
-    photos: list[tuple[ManifestRow, PhotoMeta | None]] = []
-    videos: list[ManifestRow] = []
     first = position
-    for row, meta in records:
-        position += 1
-        if meta is not None and meta.is_video:
-            videos.append(row)
-            if layout.skip_videos:
-                continue
-        photos.append((row, meta))
-        if len(photos) == layout.shard_size:
-            _write_shard(out, index, photos, videos, build, first, position)
+    parts: list[pa.Table] = []  # the photos of the shard being filled
+    held = 0
+    videos: list[list[Any]] = []
+    for batch in batches:
+        video = batch["is_video"].to_numpy(zero_copy_only=False)
+        photo = np.flatnonzero(~video) if layout.skip_videos else np.arange(batch.num_rows)
+        cursor = 0  # the batch's rows before it belong to written shards
+        while True:
+            take = photo[photo >= cursor][: layout.shard_size - held]
+            full = held + len(take) == layout.shard_size
+            end = int(take[-1]) + 1 if full else batch.num_rows
+            videos += _video_rows(batch, video, cursor, end)
+            parts.append(batch.take(pa.array(take, pa.int64())))
+            held += len(take)
+            position += end - cursor
+            cursor = end
+            if not full:
+                break
+            _write_shard(out, index, parts, videos, build, first, position)
             index, written, first = index + 1, written + 1, position
-            photos, videos = [], []
-    if photos or videos:
-        _write_shard(out, index, photos, videos, build, first, position)
+            parts, held, videos = [], 0, []
+    if held or videos:
+        _write_shard(out, index, parts, videos, build, first, position)
         written += 1
     return written
+
+
+def _video_rows(batch: pa.Table, video: np.ndarray, start: int, end: int) -> list[list[Any]]:
+    at = np.flatnonzero(video[start:end]) + start
+    keys = batch["key"].take(pa.array(at, pa.int64())).to_pylist()
+    ids = batch["photo_id"].take(pa.array(at, pa.int64())).to_pylist()
+    return [[pid, key] for pid, key in zip(ids, keys, strict=True)]
 
 
 def _write_shard(
     out: Path,
     index: int,
-    photos: list[tuple[ManifestRow, PhotoMeta | None]],
-    videos: list[ManifestRow],
+    parts: list[pa.Table],
+    videos: list[list[Any]],
     build: dict[str, Any],
     first: int,
     end: int,
 ) -> None:
+    table = (pa.concat_tables(parts) if parts else _WITH_VIDEO.empty_table()).drop(["is_video"])
+    items = zip(table["key"].to_pylist(), table["photo_id"].to_pylist(), strict=True)
     footer = {
         "build": build,
         "first_row": first,
         "end_row": end,
-        "items": len(photos),
-        "items_sha256": _items_digest(r for r, _ in photos),
-        "videos": [[r.photo_id, r.hash] for r in videos],
+        "items": table.num_rows,
+        "items_sha256": _items_digest(ManifestRow(pid, key) for key, pid in items),
+        "videos": videos,
     }
-    table = shard_table([(r.hash, r.photo_id, m) for r, m in photos])
-    table = table.replace_schema_metadata({FOOTER_KEY: json.dumps(footer).encode()})
+    table = table.cast(SCHEMA).replace_schema_metadata({FOOTER_KEY: json.dumps(footer).encode()})
     with atomic_path(shard_file(out, index)) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-
-
-def shard_table(rows: Iterable[tuple[str, int | None, PhotoMeta | None]]) -> pa.Table:
-    """The :data:`SCHEMA` table of ``(key, photo id, record or None)`` rows."""
-    cols: dict[str, list[Any]] = {f.name: [] for f in SCHEMA}
-    for key, photo_id, m in rows:
-        cols["key"].append(key)
-        cols["photo_id"].append(photo_id)
-        cols["found"].append(m is not None)
-        code, version = (m.licence, m.licence_version) if m is not None else (UNKNOWN, None)
-        cols["licence"].append(code)
-        cols["licence_version"].append(version)
-        cols["licence_url"].append(m.licence_url if m else None)
-        cols["nickname"].append(m.nickname if m else None)
-        cols["credit"].append(credit_line(m.nickname if m else None, code, version))
-        cols["title"].append(m.title if m else None)
-        cols["description"].append(m.description if m else None)
-        cols["tags"].append(list(m.tags) if m else None)
-        cols["date_taken"].append(m.date_taken if m else None)
-        cols["latitude"].append(m.latitude if m else None)
-        cols["longitude"].append(m.longitude if m else None)
-        cols["page_url"].append(m.page_url if m else None)
-    return pa.Table.from_pydict(cols, schema=SCHEMA)
 
 
 def _summarise(out: Path, form: str, start: float, written: int, skipped: int) -> dict[str, Any]:
