@@ -24,16 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from newsimg.errors import InputError, NewsimgError
+from newsimg.logs import setup_logging
 from newsimg.params import load_section
 
 log = logging.getLogger("newsimg")
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # CPU-feature probing chatter
 
 
 def stage(
@@ -42,13 +36,14 @@ def stage(
     inputs: Sequence[str] = (),
     outputs: Sequence[str] = (),
     options: Sequence[str] = (),
-    also: Sequence[str] = (),
+    sections: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Callable[[Sequence[str] | None], int]]:
     """Wrap ``fn(params, **paths, **options)`` into a ``main(argv) -> int`` stage entry point.
 
     ``inputs`` and ``outputs`` become required ``--name PATH`` arguments (``Path``); inputs must
     exist. ``options`` become required ``--name VALUE`` strings. ``section=None`` reads no params.
-    ``also`` names further sections the stage reads, passed as ``{name}_params``.
+    ``sections``: further params sections the stage reads, passed as keyword arguments named
+    after them (``search=SearchParams(...)``).
     """
 
     def wrap(fn: Callable[..., Any]) -> Callable[[Sequence[str] | None], int]:
@@ -65,12 +60,13 @@ def stage(
             params_file = args.pop("params")
             try:
                 params = load_section(section, params_file) if section else None
-                extra = {f"{name}_params": load_section(name, params_file) for name in also}
+                for name in sections:
+                    args[name] = load_section(name, params_file)
                 for name in inputs:
                     if not args[name].exists():
                         raise InputError(f"input --{name} {args[name]} does not exist")
                 call_args = (params,) if section else ()
-                fn(*call_args, **args, **extra)
+                fn(*call_args, **args)
             except NewsimgError as err:
                 print(f"error: {err}", file=sys.stderr)
                 return err.exit_code

@@ -13,7 +13,7 @@ from newsimg.stage import stage
     inputs=["manifest"],
     outputs=["out", "videos", "metrics"],
     options=["metadata"],
-    also=["fetch"],
+    sections=["fetch"],
 )
 def main(
     params: MetadataParams,
@@ -22,9 +22,9 @@ def main(
     videos: Path,
     metrics: Path,
     metadata: str,
-    fetch_params: FetchParams,
+    fetch: FetchParams,
 ) -> None:
-    layout = build.Layout(fetch_params.shard_size, fetch_params.limit, fetch_params.skip_videos)
+    layout = build.Layout(fetch.shard_size, fetch.limit, fetch.skip_videos)
     build.run(params, layout, manifest, Path(metadata), out, videos, metrics)
 
 

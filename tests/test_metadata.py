@@ -17,7 +17,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from newsimg import fetch, sample, shards
+from newsimg import fetch, sample
+from newsimg.store import shards
 from newsimg.errors import InputError, TooManyFailuresError
 from newsimg.metadata import build, licences, readers
 from newsimg.metadata.lookup import Metadata
