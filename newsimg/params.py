@@ -268,6 +268,9 @@ class RecallParams(Section):
     seed: int = 0  # samples the queries
 
 
+LicenceCode = Literal["by", "by-sa", "by-nd", "by-nc", "by-nc-sa", "by-nc-nd", "unknown"]
+
+
 class RetrieveParams(Section):
     k: PositiveInt = 100  # images kept per article
     batch_size: PositiveInt = 64  # texts encoded at once
@@ -275,6 +278,16 @@ class RetrieveParams(Section):
     # of its original and of this many random pool images (never an original), seeded per article
     negatives: Annotated[int, Field(ge=0)] = 20
     seed: int = 0
+    # the licence policy: the codes of the YFCC photos that may be returned (README, "Licences
+    # and credits"); None: all, the paper's setting. The articles' own images always may.
+    licences: Annotated[list[LicenceCode], Field(min_length=1)] | None = None
+
+    @field_validator("licences")
+    @classmethod
+    def _distinct(cls, codes: list[str] | None) -> list[str] | None:
+        if codes is not None and len(set(codes)) != len(codes):
+            raise ValueError("lists a licence twice")
+        return codes
 
 
 class ScoreParams(Section):

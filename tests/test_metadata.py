@@ -18,12 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from newsimg import fetch, sample
-from newsimg.store import shards
 from newsimg.errors import InputError, TooManyFailuresError
 from newsimg.metadata import build, licences, readers
 from newsimg.metadata.lookup import Metadata
 from newsimg.params import FetchParams, MetadataParams
 from newsimg.sources import read_yfcc_manifest
+from newsimg.store import shards
 from tests.conftest import ROOT, load_stage
 
 SHARD_SIZE = 25

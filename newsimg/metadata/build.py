@@ -44,7 +44,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from newsimg.atomic import atomic_path, temp_sibling, write_text
 from newsimg.errors import InputError, TooManyFailuresError
 from newsimg.metadata.licences import CC_CODES, UNKNOWN, credit_line
 from newsimg.metadata.readers import (
@@ -58,6 +57,7 @@ from newsimg.metadata.readers import (
 )
 from newsimg.params import MetadataParams
 from newsimg.sources import ManifestRow, read_yfcc_manifest
+from newsimg.store.commit import atomic_path, remove_temps, temp_name, write_text
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +191,7 @@ def run(
         "skip_videos": layout.skip_videos,
     }
     out.mkdir(parents=True, exist_ok=True)
-    for leftover in out.glob(".*.tmp"):
-        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    remove_temps(out)  # a killed run's half-written shard or spill
     done, resume_row = _complete_prefix(out, manifest, layout, build)
     for stale in list_shards(out)[done:]:
         stale.unlink()
@@ -362,7 +361,7 @@ def _tsv_batches(
     sorted_ids = ids[order]
     del ids
     n_buckets = -(-len(order) // params.bucket_rows)
-    spill = temp_sibling(out / "spill")
+    spill = temp_name(out / "spill")
     spill.mkdir()
     try:
         _spill_tsv(path, sorted_ids, order, params.bucket_rows, n_buckets, spill)
