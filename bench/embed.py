@@ -25,6 +25,7 @@ import contextlib
 import json
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -147,16 +148,18 @@ def bench_model(name: str, args: argparse.Namespace, peak: float, tmp: Path) -> 
         devices=1,
         precision=args.precision,
     )
-    summary = embed.run(params, "shards", tmp / f"{name}-shards", folder, tmp / f"{name}-out")
+    summary = embed.run(
+        params, fmt="shards", images=tmp / f"{name}-shards", model=folder, out=tmp / f"{name}-out"
+    )
     return {
         "decode_per_process": decode,
         "pipeline": pipeline,
         "model": model_rate,
-        "end_to_end": summary["images_per_s"],
+        "end_to_end": summary.images_per_s,
         "gflops_per_image": flops / 1e9,
         "model_tflops": model_rate * flops / 1e12,
         "mfu": model_rate * flops / peak,
-        "seconds": summary["seconds"],
+        "seconds": asdict(summary.seconds),
     }
 
 

@@ -167,7 +167,7 @@ def run_fetch(
 def _run(p: FetchParams, manifest: Path, tmp: Path) -> tuple[int, float]:
     """(images fetched, CPU seconds of this process and of its worker processes)."""
     cpu = _cpu()
-    ok = fetch.run(p, manifest, tmp / "news", tmp / "out")["ok"]
+    ok = fetch.run(p, manifest=manifest, newsimages=tmp / "news", out=tmp / "out").ok
     return ok, _cpu() - cpu
 
 

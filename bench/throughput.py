@@ -60,7 +60,12 @@ def bench_fetch(data: Path, repeat: int) -> tuple[float, float]:
             empty.mkdir()
             # One process: spawned workers would re-import this script, torch and all.
             params = FetchParams(source=str(bucket), shard_size=500, processes=1, workers=8)
-            fetch.run(params, data / "yfcc/manifest.txt", empty, Path(tmp) / "shards")
+            fetch.run(
+                params,
+                manifest=data / "yfcc/manifest.txt",
+                newsimages=empty,
+                out=Path(tmp) / "shards",
+            )
         return len(rows)
 
     return best_of(repeat, measured), best_of(repeat, baseline)

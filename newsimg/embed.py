@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -327,8 +327,8 @@ def write_unit(
 # -------------------------------------------------------------------------------------- stage
 
 
-def run(params: EmbedParams, fmt: str, images: Path, model: Path, out: Path) -> dict[str, Any]:
-    """Embed every unit of ``images`` (``fmt`` "shards" or "n24news") not current in ``out``.
+def run(params: EmbedParams, *, fmt: str, images: Path, model: Path, out: Path) -> EmbedSummary:
+    """Embed every unit of ``images`` (``fmt``: one of :data:`FORMATS`) not current in ``out``.
 
     Runs on every rank of a Lightning DDP job (processes Lightning starts itself, or SLURM
     tasks); unit ``i`` goes to rank ``i % world``. Returns the summary (also written to
@@ -382,10 +382,10 @@ def run(params: EmbedParams, fmt: str, images: Path, model: Path, out: Path) -> 
     summary = _summary(units_in, pending, removed, tally, wall, world)
     log.info("%s", summary_line(summary))
     if rank == 0:
-        write_text(out / SUMMARY, json.dumps(summary, indent=1))
-    if summary["skipped"] > params.max_skipped_rate * summary["images"]:
+        write_text(out / SUMMARY, json.dumps(asdict(summary), indent=1))
+    if summary.skipped > params.max_skipped_rate * summary.images:
         raise TooManyFailuresError(
-            f"{summary['skipped']} of {summary['images']} images could not be read, above "
+            f"{summary.skipped} of {summary.images} images could not be read, above "
             f"embed.max_skipped_rate = {params.max_skipped_rate}; see {out}/*.skipped.parquet"
         )
     return summary
@@ -432,7 +432,7 @@ def _summary(
     tally: Tally,
     wall: float,
     world: int,
-) -> dict[str, Any]:
+) -> EmbedSummary:
     """This rank's counts summed over every rank of the job (the wall time: the slowest)."""
     mine = {"pending": len(pending), "removed": removed, "wall": wall, "tally": asdict(tally)}
     ranks = [mine]
@@ -444,31 +444,55 @@ def _summary(
         total.add(Tally(**r["tally"]))
     wall = max(r["wall"] for r in ranks)
     pending_all = sum(r["pending"] for r in ranks)
-    return {
-        "world": world,
-        "units": len(units),
-        "current": len(units) - pending_all,
-        "embedded": total.units,
-        "removed": sum(r["removed"] for r in ranks),
-        "images": total.images,
-        "skipped": total.skipped,
-        "seconds": {
-            "read": round(total.read_s, 3),
-            "decode": round(total.decode_s, 3),
-            "model": round(total.model_s, 3),
-            "write": round(total.write_s, 3),
-            "wall": round(wall, 3),
-        },
-        "images_per_s": round(total.images / wall, 1) if wall else 0.0,
-    }
+    return EmbedSummary(
+        world=world,
+        units=len(units),
+        current=len(units) - pending_all,
+        embedded=total.units,
+        removed=sum(r["removed"] for r in ranks),
+        images=total.images,
+        skipped=total.skipped,
+        seconds=Seconds(
+            read=round(total.read_s, 3),
+            decode=round(total.decode_s, 3),
+            model=round(total.model_s, 3),
+            write=round(total.write_s, 3),
+            wall=round(wall, 3),
+        ),
+        images_per_s=round(total.images / wall, 1) if wall else 0.0,
+    )
 
 
-def summary_line(s: dict[str, Any]) -> str:
-    sec = s["seconds"]
+@dataclass(frozen=True)
+class Seconds:
+    read: float  # summed over loader workers
+    decode: float  # summed over loader workers
+    model: float  # summed over ranks
+    write: float  # summed over ranks
+    wall: float  # the slowest rank
+
+
+@dataclass(frozen=True)
+class EmbedSummary:
+    """What a :func:`run` did over every rank (written as ``summary.json`` by rank 0)."""
+
+    world: int
+    units: int  # in the input
+    current: int  # already up to date
+    embedded: int  # units written now
+    removed: int  # outputs of units gone from the input
+    images: int  # embedded in this run
+    skipped: int  # unreadable
+    seconds: Seconds
+    images_per_s: float
+
+
+def summary_line(s: EmbedSummary) -> str:
+    sec = s.seconds
     return (
-        f"embed: {s['units']} units, {s['current']} current, {s['embedded']} embedded, "
-        f"{s['removed']} removed; {s['images']} images ({s['skipped']} skipped) in "
-        f"{sec['wall']:.1f} s on {s['world']} rank(s), {s['images_per_s']:.1f} images/s; "
-        f"read {sec['read']:.1f} s + decode {sec['decode']:.1f} s (loader workers), "
-        f"model {sec['model']:.1f} s, write {sec['write']:.1f} s"
+        f"embed: {s.units} units, {s.current} current, {s.embedded} embedded, "
+        f"{s.removed} removed; {s.images} images ({s.skipped} skipped) in "
+        f"{sec.wall:.1f} s on {s.world} rank(s), {s.images_per_s:.1f} images/s; "
+        f"read {sec.read:.1f} s + decode {sec.decode:.1f} s (loader workers), "
+        f"model {sec.model:.1f} s, write {sec.write:.1f} s"
     )

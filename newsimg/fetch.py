@@ -41,7 +41,7 @@ from concurrent.futures import (
 )
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from itertools import count, islice
 from multiprocessing.context import BaseContext
@@ -95,7 +95,7 @@ class Outcome:
     decode_s: float
 
 
-def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dict[str, Any]:
+def run(params: FetchParams, *, manifest: Path, newsimages: Path, out: Path) -> FetchSummary:
     """Fetch this rank's shards of both sources into ``out`` and return a summary.
 
     ``manifest`` is a ``photo_id<TAB>hash`` file or a plain hash list (``params.limit`` keeps its
@@ -104,8 +104,9 @@ def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dic
     ``{source}-{index:05d}.parquet`` (see :mod:`newsimg.store.shards`). The rank's shards are shared
     out among ``params.processes`` processes, each with ``params.workers`` requests in flight.
 
-    The summary holds ``rank``, ``world``, ``processes``, shard counts (``shards_total`` over all
-    ranks, ``shards_written``, ``shards_skipped`` already complete, ``shards_other_ranks``,
+    The summary, a :class:`FetchSummary`, holds ``rank``, ``world``, ``processes``, shard
+    counts (``shards_total`` over all ranks, ``shards_written``, ``shards_skipped`` already
+    complete, ``shards_other_ranks``,
     ``shards_given_up`` by name), image counts of the shards written in this run (``attempted``,
     ``ok``, ``failed``, ``status`` by reason, ``bytes``), ``failure_rate``, ``seconds`` and
     ``images_per_s``.
@@ -158,9 +159,10 @@ def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dic
             tally.add(stats)
             log.info("%s", shard_line(stats))
         tally.given_up = executor.given_up
-    summary = {**tally.summary(), "videos_skipped": skipped["video"]}
+    tally.videos_skipped = skipped["video"]
+    summary = tally.summary()
     log.info("%s", summary_line(summary))
-    log.info("fetch summary: %s", json.dumps(summary))
+    log.info("fetch summary: %s", json.dumps(asdict(summary)))
     if tally.given_up:
         raise WorkerDiedError(
             f"fetch processes kept dying on {', '.join(tally.given_up)}, and no single image "
@@ -764,6 +766,7 @@ class Tally:
     failed: int = 0
     bytes: int = 0
     status: Counter[str] = field(default_factory=Counter)
+    videos_skipped: int = 0
     start: float = field(default_factory=time.perf_counter)
 
     def add(self, stats: Mapping[str, Any]) -> None:
@@ -774,50 +777,74 @@ class Tally:
         self.bytes += stats["bytes"]
         self.status.update(stats["status"])
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> FetchSummary:
         seconds = _since(self.start)
-        return {
-            "rank": self.rank,
-            "world": self.world,
-            "processes": self.processes,
-            "shards_total": self.shards_total,
-            "shards_written": self.shards_written,
-            "shards_skipped": self.shards_skipped,
-            "shards_other_ranks": self.shards_other_ranks,
-            "shards_given_up": self.given_up,
-            "attempted": self.attempted,
-            "ok": self.ok,
-            "failed": self.failed,
-            "status": dict(sorted(self.status.items())),
-            "bytes": self.bytes,
-            "failure_rate": self.failed / self.attempted if self.attempted else 0.0,
-            "seconds": seconds,
-            "images_per_s": self.attempted / seconds if seconds > 0 else 0.0,
-        }
+        return FetchSummary(
+            rank=self.rank,
+            world=self.world,
+            processes=self.processes,
+            shards_total=self.shards_total,
+            shards_written=self.shards_written,
+            shards_skipped=self.shards_skipped,
+            shards_other_ranks=self.shards_other_ranks,
+            shards_given_up=list(self.given_up),
+            attempted=self.attempted,
+            ok=self.ok,
+            failed=self.failed,
+            status=dict(sorted(self.status.items())),
+            bytes=self.bytes,
+            failure_rate=self.failed / self.attempted if self.attempted else 0.0,
+            seconds=seconds,
+            images_per_s=self.attempted / seconds if seconds > 0 else 0.0,
+            videos_skipped=self.videos_skipped,
+        )
 
 
-def summary_line(summary: Mapping[str, Any]) -> str:
+@dataclass(frozen=True)
+class FetchSummary:
+    """What one rank's :func:`run` did (logged as JSON on its ``fetch summary:`` line)."""
+
+    rank: int
+    world: int
+    processes: int
+    shards_total: int  # over all ranks
+    shards_written: int
+    shards_skipped: int  # already complete
+    shards_other_ranks: int
+    shards_given_up: list[str]  # by name: their processes kept dying
+    attempted: int  # images of the shards written in this run
+    ok: int
+    failed: int
+    status: dict[str, int]  # images by status
+    bytes: int
+    failure_rate: float
+    seconds: float
+    images_per_s: float
+    videos_skipped: int = 0  # manifest rows in fetch.videos, never fetched (all ranks')
+
+
+def summary_line(summary: FetchSummary) -> str:
     """One readable line of a :func:`run` summary, for the end of the log."""
-    reasons = failure_reasons(summary["status"])
+    s = summary
+    reasons = failure_reasons(s.status)
+    given_up = f", {len(s.shards_given_up)} given up" if s.shards_given_up else ""
     return (
-        f"fetch rank {summary['rank']} of {summary['world']} done: "
-        f"{summary['shards_written']} shards written, {summary['shards_skipped']} already done, "
-        f"{summary['shards_other_ranks']} left to other ranks"
-        f"{f', {len(given_up)} given up' if (given_up := summary['shards_given_up']) else ''}; "
-        f"{summary['attempted']} images, "
-        f"{summary['ok']} ok, {summary['failed']} failed ({summary['failure_rate']:.2%}"
-        f"{': ' + reasons if reasons else ''}), {summary['bytes'] / 1e6:.1f} MB "
-        f"in {summary['seconds']:.1f} s ({summary['images_per_s']:.1f} images/s)"
+        f"fetch rank {s.rank} of {s.world} done: "
+        f"{s.shards_written} shards written, {s.shards_skipped} already done, "
+        f"{s.shards_other_ranks} left to other ranks{given_up}; "
+        f"{s.attempted} images, {s.ok} ok, {s.failed} failed ({s.failure_rate:.2%}"
+        f"{': ' + reasons if reasons else ''}), {s.bytes / 1e6:.1f} MB "
+        f"in {s.seconds:.1f} s ({s.images_per_s:.1f} images/s)"
     )
 
 
-def _check_failure_rate(summary: Mapping[str, Any], max_rate: float, out: Path) -> None:
-    if summary["failure_rate"] <= max_rate:
+def _check_failure_rate(summary: FetchSummary, max_rate: float, out: Path) -> None:
+    if summary.failure_rate <= max_rate:
         return
-    reasons = failure_reasons(summary["status"])
+    reasons = failure_reasons(summary.status)
     raise TooManyFailuresError(
-        f"{summary['failed']} of {summary['attempted']} images failed "
-        f"({summary['failure_rate']:.1%} > fetch.max_failure_rate {max_rate:.1%}): {reasons}. "
-        f"The {summary['shards_written']} shards are written in {out}; "
+        f"{summary.failed} of {summary.attempted} images failed "
+        f"({summary.failure_rate:.1%} > fetch.max_failure_rate {max_rate:.1%}): {reasons}. "
+        f"The {summary.shards_written} shards are written in {out}; "
         f"the failures are listed in its *_failures.parquet files"
     )

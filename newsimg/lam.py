@@ -362,7 +362,7 @@ def fit(
 
 
 def run(
-    params: TrainParams, n24news: Path, embeddings: Path, model: Path, out: Path, live: Path
+    params: TrainParams, *, n24news: Path, embeddings: Path, model: Path, out: Path, live: Path
 ) -> dict[str, float]:
     """Train the LAM on N24News, evaluate on dev and test, save it. Returns those metrics."""
     from dvclive.lightning import DVCLiveLogger

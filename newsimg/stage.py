@@ -5,7 +5,7 @@ receives them typed::
 
     @stage("fetch", inputs=["manifest", "newsimages"], outputs=["out"])
     def main(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> None:
-        fetch.run(params, manifest, newsimages, out)
+        fetch.run(params, manifest=manifest, newsimages=newsimages, out=out)
 
 ``main(argv=None) -> int`` then parses ``--params FILE --manifest PATH ...``, validates the
 section and checks every input exists before any work (exit code 2 with a message naming the key

@@ -10,7 +10,7 @@ from newsimg.stage import stage
 
 @stage("embed", inputs=["images", "model"], outputs=["out"], options=["format"])
 def main(params: EmbedParams, images: Path, model: Path, out: Path, format: str) -> None:
-    embed.run(params, format, images, model, out)
+    embed.run(params, fmt=format, images=images, model=model, out=out)
 
 
 if __name__ == "__main__":

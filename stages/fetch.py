@@ -10,7 +10,7 @@ from newsimg.stage import stage
 
 @stage("fetch", inputs=["manifest", "newsimages"], outputs=["out"])
 def main(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> None:
-    fetch.run(params, manifest, newsimages, out)
+    fetch.run(params, manifest=manifest, newsimages=newsimages, out=out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,15 @@ def main(
     fetch: FetchParams,
 ) -> None:
     layout = build.Layout(fetch.shard_size, fetch.limit, fetch.skip_videos)
-    build.run(params, layout, manifest, Path(metadata), out, videos, metrics)
+    build.run(
+        params,
+        layout=layout,
+        manifest=manifest,
+        metadata=Path(metadata),
+        out=out,
+        videos=videos,
+        metrics=metrics,
+    )
 
 
 if __name__ == "__main__":

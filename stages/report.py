@@ -1,4 +1,5 @@
-"""report stage: the HTML gallery of every approach's top images, and the MediaEval export."""
+"""report stage: the HTML gallery of every approach's top images, and the MediaEval export,
+each photo with its credit; under retrieve's licence policy, nothing it forbids."""
 
 import sys
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 from newsimg import report
 from newsimg.params import ReportParams, RetrieveParams
 from newsimg.stage import stage
+from newsimg.submission import export as export_submission
 
 
 @stage(
@@ -25,16 +27,19 @@ def main(
     submission: Path,
     retrieve: RetrieveParams,
 ) -> None:
-    report.run(
+    found = sorted(results.glob("*.parquet"))
+    policy = {"metadata": metadata, "licences": retrieve.licences}
+    report.gallery(
         params,
-        articles,
-        sorted(results.glob("*.parquet")),
-        shards,
-        out,
-        per_article,
-        submission,
-        metadata=metadata,
-        licences=retrieve.licences,
+        articles=articles,
+        results=found,
+        shard_dir=shards,
+        out=out,
+        per_article=per_article,
+        **policy,
+    )
+    export_submission(
+        params, articles=articles, results=found, shard_dir=shards, out=submission, **policy
     )
 
 

@@ -12,7 +12,7 @@ from newsimg.stage import stage
 def main(
     params: TrainParams, n24news: Path, embeddings: Path, model: Path, out: Path, live: Path
 ) -> None:
-    lam.run(params, n24news, embeddings, model, out, live)
+    lam.run(params, n24news=n24news, embeddings=embeddings, model=model, out=out, live=live)
 
 
 if __name__ == "__main__":

@@ -114,3 +114,20 @@ def test_plots_render(repo: Path) -> None:
     sh(repo, "dvc", "plots", "show", "-o", "plots_out")
     page = (repo / "plots_out" / "index.html").read_text()
     assert "recall@k" in page
+
+
+def test_a_search_setting_reruns_the_searching_stages_not_the_index(repo: Path) -> None:
+    """search.* is read where searching happens: recall and retrieve re-run, the index build
+    does not (and on the sample's exact index their outputs, and so score and report, stay)."""
+    out = sh(repo, "dvc", "exp", "run", "-S", "search.nprobe=64")
+    assert stages_run(out) == {
+        "recall",
+        "retrieve@headline",
+        "retrieve@headline_lead",
+        "retrieve@lam",
+    }
+    assert "index" not in stages_run(out)
+    diff = sh(repo, "dvc", "metrics", "diff", "--md")
+    assert "recall@10" not in diff  # an exact index: nprobe changes nothing
+    out = sh(repo, "dvc", "exp", "run", "-S", "index.nlist=64")
+    assert "index" in stages_run(out)  # a build decision rebuilds it

@@ -4,6 +4,7 @@ that embeds only what changed."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -103,15 +104,15 @@ def test_n24news_embeddings_are_the_models_features_and_unreadable_images_are_re
     ids = _n24news(tmp_path / "n24", 5, broken=2)
     out = tmp_path / "emb"
     params = PARAMS.model_copy(update={"max_skipped_rate": 0.2})
-    summary = embed.run(params, "n24news", tmp_path / "n24", tiny_model, out)
+    summary = embed.run(params, fmt="n24news", images=tmp_path / "n24", model=tiny_model, out=out)
 
-    assert (summary["units"], summary["embedded"], summary["images"], summary["skipped"]) == (
+    assert (summary.units, summary.embedded, summary.images, summary.skipped) == (
         1,
         1,
         5,
         1,
     )
-    assert json.loads((out / embed.SUMMARY).read_text()) == summary
+    assert json.loads((out / embed.SUMMARY).read_text()) == dataclasses.asdict(summary)
     vectors, keys = embed.load_embeddings(out)
     assert keys["key"].to_pylist() == [i for k, i in enumerate(ids) if k != 2]
     assert vectors.dtype == np.float16
@@ -128,13 +129,19 @@ def test_n24news_embeddings_are_the_models_features_and_unreadable_images_are_re
 
     # a finished unit is not embedded again
     before = (out / "n24news-00000.npy").stat().st_mtime_ns
-    summary = embed.run(params, "n24news", tmp_path / "n24", tiny_model, out)
-    assert (summary["current"], summary["embedded"], summary["images"]) == (1, 0, 0)
+    summary = embed.run(params, fmt="n24news", images=tmp_path / "n24", model=tiny_model, out=out)
+    assert (summary.current, summary.embedded, summary.images) == (1, 0, 0)
     assert (out / "n24news-00000.npy").stat().st_mtime_ns == before
 
     # 1 of 5 unreadable is above a 10% threshold: the stage fails, after writing the unit
     with pytest.raises(TooManyFailuresError, match="1 of 5 images"):
-        embed.run(PARAMS, "n24news", tmp_path / "n24", tiny_model, tmp_path / "strict")
+        embed.run(
+            PARAMS,
+            fmt="n24news",
+            images=tmp_path / "n24",
+            model=tiny_model,
+            out=tmp_path / "strict",
+        )
     assert _outputs(tmp_path / "strict").keys() == _outputs(out).keys()
 
 
@@ -145,8 +152,8 @@ def pool(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tuple[Pa
     for index in range(5):
         _write_shard(d / "shards", index, 6 + index, seed=index, broken=3 if index == 1 else -1)
     params = PARAMS.model_copy(update={"max_skipped_rate": 0.1})
-    summary = embed.run(params, "shards", d / "shards", tiny_model, d / "one")
-    assert (summary["embedded"], summary["images"], summary["skipped"]) == (5, 40, 1)
+    summary = embed.run(params, fmt="shards", images=d / "shards", model=tiny_model, out=d / "one")
+    assert (summary.embedded, summary.images, summary.skipped) == (5, 40, 1)
     return d / "shards", d / "one"
 
 
@@ -198,14 +205,16 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path, tiny_m
     pipe.unlink()
     _image(np.random.default_rng(9)).save(pipe)
     run_params = EmbedParams(**params)
-    summary = embed.run(run_params, "n24news", root, tiny_model, out)
-    assert (summary["current"], summary["embedded"], summary["images"]) == (3, 2, 6)
+    summary = embed.run(run_params, fmt="n24news", images=root, model=tiny_model, out=out)
+    assert (summary.current, summary.embedded, summary.images) == (3, 2, 6)
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")}
     assert after.items() >= committed.items()  # units 0-2 were not embedded again
     assert not list(out.glob(".*.tmp"))
 
-    uninterrupted = embed.run(run_params, "n24news", root, tiny_model, tmp_path / "once")
-    assert uninterrupted["embedded"] == 5
+    uninterrupted = embed.run(
+        run_params, fmt="n24news", images=root, model=tiny_model, out=tmp_path / "once"
+    )
+    assert uninterrupted.embedded == 5
     expected, got = _outputs(tmp_path / "once"), _outputs(out)
     assert list(got) == list(expected) == ids
     for key, vector in expected.items():
@@ -219,11 +228,13 @@ def test_a_rerun_embeds_only_new_or_changed_shards_and_all_for_a_new_model(
     shard_dir, out = tmp_path / "shards", tmp_path / "emb"
     shutil.copytree(images, shard_dir)
     params = PARAMS.model_copy(update={"max_skipped_rate": 0.1})
-    assert embed.run(params, "shards", shard_dir, tiny_model, out)["embedded"] == 5
+    assert (
+        embed.run(params, fmt="shards", images=shard_dir, model=tiny_model, out=out).embedded == 5
+    )
 
     _write_shard(shard_dir, 5, 4, seed=5)  # a new shard
-    summary = embed.run(params, "shards", shard_dir, tiny_model, out)
-    assert (summary["units"], summary["current"], summary["embedded"], summary["images"]) == (
+    summary = embed.run(params, fmt="shards", images=shard_dir, model=tiny_model, out=out)
+    assert (summary.units, summary.current, summary.embedded, summary.images) == (
         6,
         5,
         1,
@@ -236,8 +247,8 @@ def test_a_rerun_embeds_only_new_or_changed_shards_and_all_for_a_new_model(
 
     _write_shard(shard_dir, 2, 8, seed=99)  # shard 2 refetched with other images
     (shard_dir / "yfcc-00004.parquet").unlink()  # shard 4 gone
-    summary = embed.run(params, "shards", shard_dir, tiny_model, out)
-    assert (summary["current"], summary["embedded"], summary["removed"]) == (4, 1, 1)
+    summary = embed.run(params, fmt="shards", images=shard_dir, model=tiny_model, out=out)
+    assert (summary.current, summary.embedded, summary.removed) == (4, 1, 1)
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")}
     assert sorted(after) == [f"yfcc-{i:05d}.npy" for i in (0, 1, 2, 3, 5)]
     assert [n for n in after if after[n] != before[n]] == ["yfcc-00002.npy"]
@@ -245,8 +256,8 @@ def test_a_rerun_embeds_only_new_or_changed_shards_and_all_for_a_new_model(
 
     other = tmp_path / "other-model"
     clip.save_model(clip.make_tiny(1), other)
-    summary = embed.run(params, "shards", shard_dir, other, out)
-    assert (summary["current"], summary["embedded"]) == (0, 5)
+    summary = embed.run(params, fmt="shards", images=shard_dir, model=other, out=out)
+    assert (summary.current, summary.embedded) == (0, 5)
     new = _outputs(out)
     old = _outputs(one)
     assert not np.allclose(new["k00-00"], old["k00-00"], atol=0.05)

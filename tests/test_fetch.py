@@ -23,7 +23,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -214,9 +214,12 @@ def _params(source: str | Path, **kw: Any) -> FetchParams:
     return FetchParams(**(values | kw))
 
 
-def _fetch(inputs: Inputs, out: Path, **kw: Any) -> dict[str, Any]:
+def _fetch(inputs: Inputs, out: Path, **kw: Any) -> fetch.FetchSummary:
     return fetch.run(
-        _params(kw.pop("source", inputs.bucket), **kw), inputs.manifest, inputs.newsimages, out
+        _params(kw.pop("source", inputs.bucket), **kw),
+        manifest=inputs.manifest,
+        newsimages=inputs.newsimages,
+        out=out,
     )
 
 
@@ -226,17 +229,21 @@ def _contents(out: Path) -> dict[str, pa.Table]:
 
 
 @pytest.fixture(scope="module")
-def fetched(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def fetched(
+    inputs: Inputs, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, fetch.FetchSummary]:
     """One complete single-rank run from the local bucket folder, shared by the value checks."""
     out = tmp_path_factory.mktemp("fetched")
-    summary = fetch.run(_params(inputs.bucket), inputs.manifest, inputs.newsimages, out)
+    summary = fetch.run(
+        _params(inputs.bucket), manifest=inputs.manifest, newsimages=inputs.newsimages, out=out
+    )
     return out, summary
 
 
 # ------------------------------------------------------------------------------ values
 
 
-def test_shard_layout(fetched: tuple[Path, dict]) -> None:
+def test_shard_layout(fetched: tuple[Path, fetch.FetchSummary]) -> None:
     out, summary = fetched
     names = [p.name for p in shards.list_shards(out)]
     assert names == [
@@ -251,11 +258,11 @@ def test_shard_layout(fetched: tuple[Path, dict]) -> None:
         assert (out / f"{stem}_stats.json").is_file()
         assert (out / f"{stem}_failures.parquet").is_file()
     assert not list(out.glob(".*"))  # no temporaries left
-    assert summary["shards_total"] == summary["shards_written"] == 5
-    assert summary["shards_skipped"] == summary["shards_other_ranks"] == 0
+    assert summary.shards_total == summary.shards_written == 5
+    assert summary.shards_skipped == summary.shards_other_ranks == 0
 
 
-def test_keys_order_and_sources(fetched: tuple[Path, dict]) -> None:
+def test_keys_order_and_sources(fetched: tuple[Path, fetch.FetchSummary]) -> None:
     out, _ = fetched
     # Shard i of yfcc holds manifest rows i*4 .. i*4+3; failed rows leave no row but keep order.
     for i in range(4):
@@ -273,7 +280,7 @@ def test_keys_order_and_sources(fetched: tuple[Path, dict]) -> None:
     assert news.column("photo_id").null_count == 3
 
 
-def test_stored_images(fetched: tuple[Path, dict]) -> None:
+def test_stored_images(fetched: tuple[Path, fetch.FetchSummary]) -> None:
     out, _ = fetched
     expected = {c.hash: c.size for c in CASES if c.reason is None} | NEWS_SIZES
     seen = set()
@@ -292,7 +299,7 @@ def test_stored_images(fetched: tuple[Path, dict]) -> None:
     assert seen == set(expected)
 
 
-def test_modes_are_converted_faithfully(fetched: tuple[Path, dict]) -> None:
+def test_modes_are_converted_faithfully(fetched: tuple[Path, fetch.FetchSummary]) -> None:
     out, _ = fetched
     images = {}
     for path in shards.list_shards(out):
@@ -316,7 +323,7 @@ def test_modes_are_converted_faithfully(fetched: tuple[Path, dict]) -> None:
     assert np.abs(cmyk - np.asarray(source).astype(int)).mean() < 20
 
 
-def test_failures_have_reasons(fetched: tuple[Path, dict]) -> None:
+def test_failures_have_reasons(fetched: tuple[Path, fetch.FetchSummary]) -> None:
     out, _ = fetched
     failures = shards.read_failures(out).to_pylist()
     assert failures == [
@@ -324,17 +331,17 @@ def test_failures_have_reasons(fetched: tuple[Path, dict]) -> None:
     ]
 
 
-def test_stats_add_up(fetched: tuple[Path, dict]) -> None:
+def test_stats_add_up(fetched: tuple[Path, fetch.FetchSummary]) -> None:
     out, summary = fetched
     totals = shards.read_stats(out)
     attempted = len(CASES) + len(NEWS)
-    assert totals["attempted"] == summary["attempted"] == attempted
-    assert totals["failed"] == summary["failed"] == N_FAILED
-    assert totals["ok"] == summary["ok"] == attempted - N_FAILED
+    assert totals["attempted"] == summary.attempted == attempted
+    assert totals["failed"] == summary.failed == N_FAILED
+    assert totals["ok"] == summary.ok == attempted - N_FAILED
     assert sum(totals["status"].values()) == attempted
     assert (
         totals["status"]
-        == summary["status"]
+        == summary.status
         == {
             "empty": 1,
             "not_an_image": 1,
@@ -345,14 +352,14 @@ def test_stats_add_up(fetched: tuple[Path, dict]) -> None:
             "truncated": 1,
         }
     )
-    assert summary["failure_rate"] == pytest.approx(N_FAILED / attempted)
+    assert summary.failure_rate == pytest.approx(N_FAILED / attempted)
     for path in shards.list_shards(out):
         stats = json.loads(path.with_name(f"{path.stem}_stats.json").read_text())
         table = pq.read_table(path)
         assert stats["ok"] == table.num_rows
         assert stats["bytes"] == sum(len(b) for b in table.column("jpeg").to_pylist())
         assert set(stats["durations"]) >= {"read_s", "decode_s", "write_s"}
-    assert totals["bytes"] == summary["bytes"]
+    assert totals["bytes"] == summary.bytes
 
 
 # ------------------------------------------------------------------------------ resume, ranks
@@ -367,8 +374,8 @@ def test_resume_rebuilds_only_the_missing_shard(inputs: Inputs, tmp_path: Path) 
 
     summary = _fetch(inputs, tmp_path)
 
-    assert (summary["shards_written"], summary["shards_skipped"]) == (1, 4)
-    assert summary["attempted"] == SHARD_SIZE
+    assert (summary.shards_written, summary.shards_skipped) == (1, 4)
+    assert summary.attempted == SHARD_SIZE
     assert not stray.exists()
     after = _contents(tmp_path)
     assert after.keys() == before.keys()
@@ -383,7 +390,7 @@ def test_changed_inputs_rebuild_stale_shards(inputs: Inputs, tmp_path: Path) -> 
     assert len(shards.read_keys(tmp_path / "yfcc-00001.parquet")) == 1  # 4 is bad, 5 is good
     summary = _fetch(inputs, tmp_path)
     # yfcc-00000 and newsimages are reused; yfcc-00001 is rebuilt with 4 rows; 00002-3 are new.
-    assert (summary["shards_skipped"], summary["shards_written"]) == (2, 3)
+    assert (summary.shards_skipped, summary.shards_written) == (2, 3)
     assert _contents(tmp_path).keys() == {f"yfcc-{i:05d}.parquet" for i in range(4)} | {
         "newsimages-00000.parquet"
     }
@@ -393,7 +400,10 @@ def test_changed_inputs_rebuild_stale_shards(inputs: Inputs, tmp_path: Path) -> 
 
 
 def test_two_ranks_make_the_same_shards_as_one(
-    inputs: Inputs, fetched: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    inputs: Inputs,
+    fetched: tuple[Path, fetch.FetchSummary],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     single, _ = fetched
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -402,8 +412,8 @@ def test_two_ranks_make_the_same_shards_as_one(
         monkeypatch.setenv("RANK", str(rank))
         summaries.append(_fetch(inputs, tmp_path))
     # newsimages-00000, yfcc-00000, yfcc-00002 on rank 0; yfcc-00001, yfcc-00003 on rank 1.
-    assert [s["shards_written"] for s in summaries] == [3, 2]
-    assert [s["shards_other_ranks"] for s in summaries] == [2, 3]
+    assert [s.shards_written for s in summaries] == [3, 2]
+    assert [s.shards_other_ranks for s in summaries] == [2, 3]
     expected, got = _contents(single), _contents(tmp_path)
     assert got.keys() == expected.keys()
     for name, table in expected.items():
@@ -412,16 +422,16 @@ def test_two_ranks_make_the_same_shards_as_one(
 
 
 def test_worker_processes_make_the_same_shards_as_one(
-    inputs: Inputs, fetched: tuple[Path, dict], tmp_path: Path
+    inputs: Inputs, fetched: tuple[Path, fetch.FetchSummary], tmp_path: Path
 ) -> None:
     """Three spawned processes share out the five shards; files, rows and counts are those of
     the in-process run."""
     single, single_summary = fetched
     summary = _fetch(inputs, tmp_path, processes=3)
-    assert (single_summary["processes"], summary["processes"]) == (1, 3)
+    assert (single_summary.processes, summary.processes) == (1, 3)
     drop = ("processes", "seconds", "images_per_s")
-    assert {k: v for k, v in summary.items() if k not in drop} == {
-        k: v for k, v in single_summary.items() if k not in drop
+    assert {k: v for k, v in asdict(summary).items() if k not in drop} == {
+        k: v for k, v in asdict(single_summary).items() if k not in drop
     }
     expected, got = _contents(single), _contents(tmp_path)
     assert got.keys() == expected.keys()
@@ -430,7 +440,7 @@ def test_worker_processes_make_the_same_shards_as_one(
     assert shards.read_failures(tmp_path).equals(shards.read_failures(single))
     # At most one process per shard of the rank; none starts when every shard is done.
     again = _fetch(inputs, tmp_path, processes=8)
-    assert (again["processes"], again["shards_skipped"], again["attempted"]) == (5, 5, 0)
+    assert (again.processes, again.shards_skipped, again.attempted) == (5, 5, 0)
 
 
 def test_slurm_variables_pick_the_rank(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -465,10 +475,14 @@ def test_too_many_failures_raise_after_writing(inputs: Inputs, tmp_path: Path) -
 def test_missing_inputs_are_input_errors(inputs: Inputs, tmp_path: Path) -> None:
     params = _params(inputs.bucket)
     with pytest.raises(InputError, match="manifest"):
-        fetch.run(params, tmp_path / "nope.txt", inputs.newsimages, tmp_path / "out")
+        fetch.run(
+            params, manifest=tmp_path / "nope.txt", newsimages=inputs.newsimages, out=tmp_path / "o"
+        )
     with pytest.raises(InputError, match="NewsImages"):
-        fetch.run(params, inputs.manifest, tmp_path / "nope", tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+        fetch.run(
+            params, manifest=inputs.manifest, newsimages=tmp_path / "nope", out=tmp_path / "o"
+        )
+    assert not (tmp_path / "o").exists()
 
 
 # ------------------------------------------------------------------------------ S3 (moto)
@@ -518,12 +532,16 @@ def s3_bucket(inputs: Inputs) -> Iterator[str]:
 
 @pytest.mark.parametrize("anon", [True, False], ids=["public-http", "signed-s3fs"])
 def test_s3_gives_the_same_shards_as_the_folder(
-    anon: bool, inputs: Inputs, fetched: tuple[Path, dict], s3_bucket: str, tmp_path: Path
+    anon: bool,
+    inputs: Inputs,
+    fetched: tuple[Path, fetch.FetchSummary],
+    s3_bucket: str,
+    tmp_path: Path,
 ) -> None:
     single, _ = fetched
     source = "s3://commons/data/images"
     summary = _fetch(inputs, tmp_path, source=source, endpoint_url=s3_bucket, anon=anon)
-    assert summary["status"]["not_found"] == 1
+    assert summary.status["not_found"] == 1
     # Every planted fault lands in the failures table with its reason, every good image in a shard.
     reasons = {f["key"]: f["reason"] for f in shards.read_failures(tmp_path).to_pylist()}
     stored = {k for p in shards.list_shards(tmp_path) for k in shards.read_keys(p)}
@@ -719,7 +737,7 @@ def _objects(bucket: Path) -> dict[str, bytes]:
 
 
 def test_throttled_and_stalled_requests_are_retried_or_recorded(
-    inputs: Inputs, fetched: tuple[Path, dict], tmp_path: Path
+    inputs: Inputs, fetched: tuple[Path, fetch.FetchSummary], tmp_path: Path
 ) -> None:
     """Through a loopback S3 server that throttles (503 SlowDown), fails (500) or stalls past the
     timeout: a request that recovers within the retries is stored, one that never does is a
@@ -757,7 +775,7 @@ def test_throttled_and_stalled_requests_are_retried_or_recorded(
         if c.reason or c.hash in exhausted
     ]
     assert shards.read_failures(tmp_path).to_pylist() == expected_failures
-    assert summary["status"]["throttled"] == summary["status"]["timeout"] == 1
+    assert summary.status["throttled"] == summary.status["timeout"] == 1
     # The recovered images are stored exactly as without faults; only the exhausted ones are gone.
     single, _ = fetched
     expected, got = _contents(single), _contents(tmp_path)
@@ -998,8 +1016,10 @@ def _kill_workers_on(keys: set[str]) -> Callable[[str, int], None]:
     return kill
 
 
-def _run_in_process(p: ProcInputs, out: Path, **kw: Any) -> dict[str, Any]:
-    return fetch.run(p.params(**kw), p.inputs.manifest, p.inputs.newsimages, out)
+def _run_in_process(p: ProcInputs, out: Path, **kw: Any) -> fetch.FetchSummary:
+    return fetch.run(
+        p.params(**kw), manifest=p.inputs.manifest, newsimages=p.inputs.newsimages, out=out
+    )
 
 
 def test_an_image_that_kills_its_process_is_found_and_recorded_as_crashed(
@@ -1015,7 +1035,7 @@ def test_an_image_that_kills_its_process_is_found_and_recorded_as_crashed(
         summary = _run_in_process(proc_inputs, tmp_path, processes=2, workers=1)
     finally:
         proc_inputs.server.fault = None
-    assert (summary["shards_given_up"], summary["status"]["crashed"]) == ([], 1)
+    assert (summary.shards_given_up, summary.status["crashed"]) == ([], 1)
     hash10 = proc_inputs.hashes[10]
     expected, got = _contents(proc_reference), _contents(tmp_path)
     assert got.keys() == expected.keys()
@@ -1045,7 +1065,7 @@ def test_a_shard_no_single_image_explains_is_given_up_after_the_others(
 
     summary = _run_in_process(proc_inputs, tmp_path, processes=1)
 
-    assert (summary["shards_skipped"], summary["shards_written"]) == (8, 1)
+    assert (summary.shards_skipped, summary.shards_written) == (8, 1)
     _assert_same_shards(tmp_path, proc_reference)
 
 

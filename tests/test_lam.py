@@ -211,7 +211,9 @@ def n24news(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[
     d = tmp_path_factory.mktemp("n24news")
     sample.generate(d / "data", seed=0, n_articles=4, pool_size=30, n24news_per_section=(12, 4, 4))
     params = EmbedParams(accelerator="cpu", devices=1, num_workers=0)
-    embed.run(params, "n24news", d / "data/n24news", tiny_model, d / "embeddings")
+    embed.run(
+        params, fmt="n24news", images=d / "data/n24news", model=tiny_model, out=d / "embeddings"
+    )
     return {"n24news": d / "data/n24news", "embeddings": d / "embeddings", "model": tiny_model}
 
 

@@ -49,7 +49,14 @@ def db(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(data: Path, metadata: Path | None, out: Path, **kw: object) -> dict:
     layout = build.Layout(**{"shard_size": SHARD_SIZE, "limit": None, "skip_videos": True, **kw})
-    return build.run(PARAMS, layout, data / "yfcc/manifest.txt", metadata, out, out / "videos.txt")
+    return build.run(
+        PARAMS,
+        layout=layout,
+        manifest=data / "yfcc/manifest.txt",
+        metadata=metadata,
+        out=out,
+        videos=out / "videos.txt",
+    )
 
 
 def _tables(out: Path) -> list:
@@ -244,7 +251,10 @@ def test_too_many_missing_photos_fail_after_writing(data: Path, db: Path, tmp_pa
     strict = MetadataParams(max_missing_rate=0.005)  # the sample lacks 1 of 120
     manifest = data / "yfcc/manifest.txt"
     with pytest.raises(TooManyFailuresError, match=r"1 of 120 photos \(0.8%\)"):
-        build.run(strict, LAYOUT, manifest, db, tmp_path, tmp_path / "v.txt")
+        build.run(
+            strict, layout=LAYOUT, manifest=manifest, metadata=db, out=tmp_path,
+            videos=tmp_path / "v.txt",
+        )  # fmt: skip
     assert len(build.list_shards(tmp_path)) == 5
 
 
@@ -261,7 +271,7 @@ def test_sqlite_without_a_column_is_an_input_error(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------ alignment with fetch
 
 
-def _fetch(data: Path, out: Path, videos: Path | None) -> dict:
+def _fetch(data: Path, out: Path, videos: Path | None) -> fetch.FetchSummary:
     params = FetchParams(
         source=str(data / "yfcc/bucket"),
         shard_size=SHARD_SIZE,
@@ -270,7 +280,9 @@ def _fetch(data: Path, out: Path, videos: Path | None) -> dict:
         max_failure_rate=1.0,
         videos=str(videos) if videos else None,
     )
-    return fetch.run(params, data / "yfcc/manifest.txt", data / "newsimages", out)
+    return fetch.run(
+        params, manifest=data / "yfcc/manifest.txt", newsimages=data / "newsimages", out=out
+    )
 
 
 def test_fetch_skips_the_videos_and_its_shards_match_the_metadata(
@@ -279,7 +291,7 @@ def test_fetch_skips_the_videos_and_its_shards_match_the_metadata(
     meta = tmp_path / "meta"
     _run(data, db, meta)
     summary = _fetch(data, tmp_path / "shards", meta / "videos.txt")
-    assert summary["videos_skipped"] == 2
+    assert summary.videos_skipped == 2
     lines = (meta / "videos.txt").read_text().splitlines()
     videos = {line.split("\t")[1] for line in lines}
     assert len(videos) == 2
@@ -303,7 +315,7 @@ def test_without_metadata_fetch_is_unchanged(data: Path, tmp_path: Path) -> None
     _run(data, None, meta)
     with_list = _fetch(data, tmp_path / "a", meta / "videos.txt")
     without = _fetch(data, tmp_path / "b", None)
-    assert with_list["videos_skipped"] == without["videos_skipped"] == 0
+    assert with_list.videos_skipped == without.videos_skipped == 0
     for a, b in zip(
         shards.list_shards(tmp_path / "a"), shards.list_shards(tmp_path / "b"), strict=True
     ):
@@ -360,8 +372,9 @@ _PEAK = textwrap.dedent(
     from newsimg.metadata import build
     from newsimg.params import MetadataParams
     d = Path(sys.argv[1])
-    build.run(MetadataParams(max_missing_rate=1.0), build.Layout(500), d / "manifest.txt",
-              d / sys.argv[2], d / ("out-" + sys.argv[2]), d / ("v-" + sys.argv[2]))
+    build.run(MetadataParams(max_missing_rate=1.0), layout=build.Layout(500),
+              manifest=d / "manifest.txt", metadata=d / sys.argv[2],
+              out=d / ("out-" + sys.argv[2]), videos=d / ("v-" + sys.argv[2]))
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
     """
 )

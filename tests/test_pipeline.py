@@ -340,8 +340,8 @@ def test_no_forbidden_photo_in_any_output_under_a_policy(run_dir: Path, policy_d
     import zipfile
 
     from newsimg.metadata.lookup import Metadata
-    from newsimg.report import to_png
     from newsimg.store import shards
+    from newsimg.submission import to_png
 
     art = run_dir / "artifacts"
     keys = pq.read_table(art / "index/keys.parquet").to_pylist()

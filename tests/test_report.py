@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 import shutil
@@ -15,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from newsimg import report
+from newsimg import report, submission
 from newsimg.params import ReportParams
 from newsimg.store import shards
 
@@ -94,14 +95,20 @@ PARAMS = ReportParams(top=3, group="TEAM1", approaches={"lam": "LAM", "headline"
 @pytest.fixture(scope="module")
 def built(data: Path) -> Path:
     results = sorted((data / "results").glob("*.parquet"))
-    report.run(
+    report.gallery(
         PARAMS,
-        data / "articles.parquet",
-        results,
-        data / "shards",
-        data / "out/gallery.html",
-        data / "per_article",
-        data / "out/submission",
+        articles=data / "articles.parquet",
+        results=results,
+        shard_dir=data / "shards",
+        out=data / "out/gallery.html",
+        per_article=data / "per_article",
+    )
+    submission.export(
+        PARAMS,
+        articles=data / "articles.parquet",
+        results=results,
+        shard_dir=data / "shards",
+        out=data / "out/submission",
     )
     return data / "out"
 
@@ -129,8 +136,8 @@ def test_export_names_sizes_count(built: Path) -> None:
 
 def test_export_never_uses_an_original(built: Path) -> None:
     """Rank 1 and 2 are originals in every list: the export takes rank 3, a pool image."""
-    manifest = (built / "submission/manifest.csv").read_text().splitlines()
-    rows = [dict(zip(manifest[0].split(","), r.split(","), strict=True)) for r in manifest[1:]]
+    with open(built / "submission/manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))  # quoted: a credit line holds commas
     assert len(rows) == 12
     assert all(r["source"] == "yfcc" and r["rank"] == "3" for r in rows)
     assert not {r["key"] for r in rows} & set(COLOURS)
@@ -147,7 +154,7 @@ def test_export_is_resized_and_centre_cropped() -> None:
     img.paste((255, 255, 255), (0, 240, 920, 760))
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=100)
-    png = Image.open(io.BytesIO(report.to_png(buf.getvalue(), 460, 260)))
+    png = Image.open(io.BytesIO(submission.to_png(buf.getvalue(), 460, 260)))
     assert png.size == (460, 260)
     grey = np.asarray(png.convert("L"))
     assert grey[3:-3].min() > 200  # only the white middle is left
@@ -155,7 +162,9 @@ def test_export_is_resized_and_centre_cropped() -> None:
     wide.paste((255, 255, 255), (540, 0, 1460, 520))  # scaled by 1/2: the middle 460 columns
     buf = io.BytesIO()
     wide.save(buf, "JPEG", quality=100)
-    grey = np.asarray(Image.open(io.BytesIO(report.to_png(buf.getvalue(), 460, 260))).convert("L"))
+    grey = np.asarray(
+        Image.open(io.BytesIO(submission.to_png(buf.getvalue(), 460, 260))).convert("L")
+    )
     assert grey.shape == (260, 460)
     assert grey[:, 3:-3].min() > 200
 
@@ -172,17 +181,17 @@ def test_validation_rejects_broken_zips(tmp_path: Path) -> None:
         with zipfile.ZipFile(z, "w") as f:
             for name, blob in entries.items():
                 f.writestr(name, blob)
-        report.validate(z, "G", ["A"], subsets, man, {"ORIG"})
+        submission.validate(z, "G", ["A"], subsets, man, {"ORIG"})
 
     good = {"G/RET_A_LARGE/1_G_A.png": png.getvalue()}
     check(good, {"LARGE": {"1"}})
-    with pytest.raises(report.SubmissionError, match="want exactly one"):
+    with pytest.raises(submission.SubmissionError, match="want exactly one"):
         check(good, {"LARGE": {"1", "2"}})
-    with pytest.raises(report.SubmissionError, match="want PNG 460x260"):
+    with pytest.raises(submission.SubmissionError, match="want PNG 460x260"):
         check({"G/RET_A_LARGE/1_G_A.png": small.getvalue()}, {"LARGE": {"1"}})
-    with pytest.raises(report.SubmissionError, match="is not"):
+    with pytest.raises(submission.SubmissionError, match="is not"):
         check({"G/RET_A_LARGE/1_G_B.png": png.getvalue()}, {"LARGE": {"1"}})
-    with pytest.raises(report.SubmissionError, match="original"):
+    with pytest.raises(submission.SubmissionError, match="original"):
         check(good, {"LARGE": {"1"}}, [{"name": "x", "source": "newsimages", "key": "ORIG"}])
 
 
@@ -192,8 +201,12 @@ def test_export_failure_leaves_the_old_folder(data: Path, tmp_path: Path) -> Non
     (out / "keep.txt").write_text("old")
     bad = ReportParams(approaches={"nope": "NOPE"})
     with pytest.raises(Exception, match="nope"):
-        report.export(
-            bad, data / "articles.parquet", [data / "results/lam.parquet"], data / "shards", out
+        submission.export(
+            bad,
+            articles=data / "articles.parquet",
+            results=[data / "results/lam.parquet"],
+            shard_dir=data / "shards",
+            out=out,
         )
     assert (out / "keep.txt").read_text() == "old"
 

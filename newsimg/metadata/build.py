@@ -47,7 +47,6 @@ from tqdm import tqdm
 from newsimg.errors import InputError, TooManyFailuresError
 from newsimg.metadata.licences import CC_CODES, UNKNOWN, credit_line
 from newsimg.metadata.readers import (
-    PhotoMeta,
     SqliteMetadata,
     decode_tsv_line,
     detect_form,
@@ -157,6 +156,7 @@ def source_fingerprint(source: Path | None) -> str:
 
 def run(
     params: MetadataParams,
+    *,
     layout: Layout,
     manifest: Path,
     metadata: Path | None,
@@ -298,7 +298,7 @@ def _complete_prefix(
 def _plain_batches(rows: Iterator[ManifestRow], size: int) -> Iterator[pa.Table]:
     """No metadata: every photo unknown, none a video."""
     while batch := list(islice(rows, size)):
-        yield records_table(batch, [None] * len(batch))
+        yield values_table(batch, [None] * len(batch))
 
 
 def _sqlite_batches(db: Path, rows: Iterator[ManifestRow], size: int) -> Iterator[pa.Table]:
@@ -306,32 +306,37 @@ def _sqlite_batches(db: Path, rows: Iterator[ManifestRow], size: int) -> Iterato
     with SqliteMetadata(db, size) as meta:
         while batch := list(islice(rows, size)):
             _need_photo_ids(batch)
-            found = meta.lookup(r.photo_id for r in batch)  # type: ignore[misc]
-            yield records_table(batch, [found.get(r.photo_id) for r in batch])  # type: ignore[arg-type]
+            found = meta.lookup_values(r.photo_id for r in batch)  # type: ignore[misc]
+            yield values_table(batch, [found.get(r.photo_id) for r in batch])  # type: ignore[arg-type]
 
 
-def records_table(rows: list[ManifestRow], metas: list[PhotoMeta | None]) -> pa.Table:
-    """The :data:`SCHEMA` table (plus ``is_video``) of manifest rows and their records."""
-    cols: dict[str, list[Any]] = {f.name: [] for f in SCHEMA}
-    cols["is_video"] = []
-    for row, m in zip(rows, metas, strict=True):
-        cols["key"].append(row.hash)
-        cols["photo_id"].append(row.photo_id)
-        cols["found"].append(m is not None)
-        code, version = (m.licence, m.licence_version) if m is not None else (UNKNOWN, None)
-        cols["licence"].append(code)
-        cols["licence_version"].append(version)
-        cols["licence_url"].append(m.licence_url if m else None)
-        cols["nickname"].append(m.nickname if m else None)
-        cols["credit"].append(credit_line(m.nickname if m else None, code, version))
-        cols["title"].append(m.title if m else None)
-        cols["description"].append(m.description if m else None)
-        cols["tags"].append(list(m.tags) if m else None)
-        cols["date_taken"].append(m.date_taken if m else None)
-        cols["latitude"].append(m.latitude if m else None)
-        cols["longitude"].append(m.longitude if m else None)
-        cols["page_url"].append(m.page_url if m else None)
-        cols["is_video"].append(m.is_video if m else False)
+def values_table(rows: list[ManifestRow], values: list[tuple[Any, ...] | None]) -> pa.Table:
+    """The :data:`SCHEMA` table (plus ``is_video``) of manifest rows and their decoded records
+    (:func:`~newsimg.metadata.readers.decode_fields` tuples, in :class:`PhotoMeta`'s order)."""
+
+    def col(i: int, missing: Any = None) -> list[Any]:
+        return [missing if v is None else v[i] for v in values]
+
+    cols = {
+        "key": [r.hash for r in rows],
+        "photo_id": [r.photo_id for r in rows],
+        "found": [v is not None for v in values],
+        "licence": col(11, UNKNOWN),
+        "licence_version": col(12),
+        "licence_url": col(10),
+        "nickname": col(1),
+        "credit": [
+            _UNKNOWN_CREDIT if v is None else credit_line(v[1], v[11], v[12]) for v in values
+        ],
+        "title": col(2),
+        "description": col(3),
+        "tags": col(4),
+        "date_taken": col(5),
+        "latitude": col(6),
+        "longitude": col(7),
+        "page_url": col(8),
+        "is_video": col(13, False),
+    }
     return pa.Table.from_pydict(cols, schema=_WITH_VIDEO)
 
 
@@ -429,7 +434,7 @@ def _bucket_table(path: Path, rows: list[ManifestRow], first: int) -> pa.Table:
     with pa.memory_map(str(path)) as source:
         spilled = pa.ipc.open_file(source).read_all()
     if spilled.num_rows == 0:
-        return records_table(rows, [None] * len(rows))
+        return values_table(rows, [None] * len(rows))
     spilled = spilled.take(pc.sort_indices(spilled["pos"]))  # stable: a repeated photo id's
     pos = spilled["pos"].to_numpy() - first  # first TSV row comes first, and wins below
     at = np.full(len(rows), -1, np.int64)

@@ -284,18 +284,22 @@ class SqliteMetadata:
 
     def lookup(self, photo_ids: Iterable[int]) -> dict[int, PhotoMeta]:
         """photo id -> record for the ids found (absent ones are left out)."""
+        return {pid: PhotoMeta(*v) for pid, v in self.lookup_values(photo_ids).items()}
+
+    def lookup_values(self, photo_ids: Iterable[int]) -> dict[int, tuple[Any, ...]]:
+        """:meth:`lookup` as :func:`decode_fields` tuples (what the metadata stage uses)."""
         keys = sorted(set(photo_ids))
-        found: dict[int, PhotoMeta] = {}
+        found: dict[int, tuple[Any, ...]] = {}
         for start in range(0, len(keys), self.batch_size):
             batch = keys[start : start + self.batch_size]
             query = f"{self._select}({','.join('?' * len(batch))}) ORDER BY photoid"
             for row in self.conn.execute(query, batch):
                 fields = ["" if v is None else str(v) for v in row]
                 try:
-                    meta = parse_fields(fields)
+                    values = decode_fields(fields)
                 except ValueError as err:
                     raise InputError(f"{self.path}: photo {row[0]}: {err}") from None
-                found[meta.photo_id] = meta
+                found[values[0]] = values
         return found
 
     def close(self) -> None:
