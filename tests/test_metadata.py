@@ -418,5 +418,5 @@ def test_memory_stays_flat_in_the_metadata_size(tmp_path: Path) -> None:
     assert [r["photo_id"] for r in rows[:2]] == [500, 1000]
     assert rows[0]["found"]
     assert json.loads((tmp_path / "out-large/stats.json").read_text())["found"] == 2000
-    # 50x the rows (about 230 MB of TSV) may cost at most 16 MiB more at the peak
+    # 50x the rows (about 270 MB of TSV) may cost at most 16 MiB more at the peak
     assert peaks["large"] - peaks["small"] < 16 * 1024, peaks
