@@ -1,7 +1,10 @@
 """Start-up of ``newsimg search`` on the sample: a fresh process, from exec to the printed hits.
 
 Each row runs a fresh interpreter ``--repeat`` times (the OS file cache warm, as on a second
-call) and reports the median wall time; ratios are against ``newsimg search`` itself:
+call) and reports the median wall time and the median CPU time (user + system) of the child:
+on a machine shared with other jobs the wall time stretches with the load, while the CPU time
+stays close to what an idle machine's wall time would be (start-up is single-threaded). Ratios
+are against ``newsimg search`` itself:
 
 - ``python -c pass``: the interpreter alone;
 - ``import torch``: the floor any CLIP encoder pays;
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,14 +32,17 @@ from pathlib import Path
 QUERY = "Three red kites fly over a snowy field"
 
 
-def wall(argv: list[str], repeat: int) -> float:
-    """Median seconds of ``repeat`` runs of ``argv`` (each must exit 0)."""
-    times = []
+def timed(argv: list[str], repeat: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of ``repeat`` runs of ``argv`` (each must exit 0)."""
+    walls, cpus = [], []
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run(argv, check=True, capture_output=True)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> None:
@@ -65,18 +73,23 @@ def main() -> None:
         "newsimg search": [py, "-c", cli],
         "newsimg search, Lightning imported first": [py, "-c", f"import pytorch_lightning; {cli}"],
     }
-    times = {name: wall(argv, args.repeat) for name, argv in rows.items()}
-    base = times["newsimg search"]
-    print(f"{'start-up (median of ' + str(args.repeat) + ')':<44}{'s':>8}{'x search':>10}")
-    for name, t in times.items():
-        print(f"{name:<44}{t:>8.2f}{t / base:>10.2f}")
+    times = {name: timed(argv, args.repeat) for name, argv in rows.items()}
+    wall0, cpu0 = times["newsimg search"]
+    load = os.getloadavg()[0]
+    print(f"start-up, median of {args.repeat}; load average {load:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'':<44}{'wall s':>8}{'x search':>10}{'CPU s':>8}{'x search':>10}")
+    for name, (w, c) in times.items():
+        print(f"{name:<44}{w:>8.2f}{w / wall0:>10.2f}{c:>8.2f}{c / cpu0:>10.2f}")
+    lightning = times["newsimg search, Lightning imported first"]
     print(
         json.dumps(
             {
-                "search_s": round(base, 2),
-                "torch_import_s": round(times["import torch"], 2),
-                "with_lightning_s": round(times["newsimg search, Lightning imported first"], 2),
-                "interpreter_s": round(times["python -c pass"], 2),
+                "search_wall_s": round(wall0, 2),
+                "search_cpu_s": round(cpu0, 2),
+                "with_lightning_wall_s": round(lightning[0], 2),
+                "with_lightning_cpu_s": round(lightning[1], 2),
+                "torch_import_cpu_s": round(times["import torch"][1], 2),
+                "load_average": round(load, 1),
             }
         )
     )

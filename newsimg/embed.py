@@ -327,6 +327,30 @@ def write_unit(
 # -------------------------------------------------------------------------------------- stage
 
 
+def input_units(fmt: str, images: Path, unit_size: int) -> list[Unit]:
+    """The units of ``images`` read as ``fmt`` (one of :data:`FORMATS`; anything else is an
+    error, never another format)."""
+    if fmt == "shards":
+        return shard_units(images)
+    if fmt == "n24news":
+        return n24news_units(images, unit_size)
+    raise ParamsError(f"embed --format {fmt!r}: expected one of {', '.join(FORMATS)}")
+
+
+def _trainer(params: EmbedParams) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator=params.accelerator,
+        devices=params.devices,
+        num_nodes=params.num_nodes,
+        precision=PRECISION[params.precision],
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,  # ours counts images, not batches
+        use_distributed_sampler=False,  # ranks own whole units
+    )
+
+
 def run(params: EmbedParams, *, fmt: str, images: Path, model: Path, out: Path) -> EmbedSummary:
     """Embed every unit of ``images`` (``fmt``: one of :data:`FORMATS`) not current in ``out``.
 
@@ -340,38 +364,17 @@ def run(params: EmbedParams, *, fmt: str, images: Path, model: Path, out: Path) 
     Raises :class:`TooManyFailuresError` when ``skipped / images`` passes
     ``params.max_skipped_rate``, after every unit has been written.
     """
-    if fmt == "shards":
-        units_in = shard_units(images)
-    elif fmt == "n24news":
-        units_in = n24news_units(images, params.unit_size)
-    else:
-        raise ParamsError(f"embed --format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    units_in = input_units(fmt, images, params.unit_size)
     out.mkdir(parents=True, exist_ok=True)
-    trainer = pl.Trainer(
-        accelerator=params.accelerator,
-        devices=params.devices,
-        num_nodes=params.num_nodes,
-        precision=PRECISION[params.precision],
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,  # ours counts images, not batches
-        use_distributed_sampler=False,  # ranks own whole units
-    )
+    trainer = _trainer(params)
     rank, world = trainer.global_rank, trainer.world_size
-    model_fp = model_fingerprint(model, params.precision)
     removed = unit_store.remove_orphans(out, {u.name for u in units_in}) if rank == 0 else 0
     mine = units_in[rank::world]
+    model_fp = model_fingerprint(model, params.precision)
     made = {u.name: made_from(u, model_fp) for u in mine}  # once per unit, before reading it
     pending = [u for u in mine if not is_current(out, u.name, made[u.name])]
-    log.info(
-        "rank %d of %d: %d of %d units, %d to embed",
-        rank,
-        world,
-        len(mine),
-        len(units_in),
-        len(pending),
-    )
+    log.info("rank %d of %d: %d of %d units, %d to embed", rank, world, len(mine), len(units_in),
+             len(pending))  # fmt: skip
     tally, wall = Tally(), 0.0
     if pending or world > 1:  # every rank of a job joins its collectives, work or not
         for unit in pending:

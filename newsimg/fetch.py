@@ -60,12 +60,11 @@ from newsimg.metadata.build import read_videos as read_video_list
 from newsimg.params import FetchParams
 from newsimg.sources import read_yfcc_manifest
 from newsimg.store import shards
+from newsimg.store.names import NEWSIMAGES, YFCC
 from newsimg.store.shards import Failure, ImageRow
 
 log = logging.getLogger(__name__)
 
-YFCC = "yfcc"
-NEWSIMAGES = "newsimages"
 PROGRESS_INTERVAL_S = 0.25  # how often the bar reads the processes' shared counts
 # Threads per process that check and convert images. Pillow lets go of the GIL while decoding and
 # resizing, not while encoding: two keep a core busy.

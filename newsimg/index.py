@@ -7,7 +7,7 @@ Kinds (``index.kind``):
   block by block over the memory-mapped float16 units of the embeddings folder.
 - ``ivfpq``: FAISS ``IVF{nlist},PQ{m}x4fs`` (4-bit fast-scan PQ codes of m / 2 bytes; from
   65,536 lists up, an HNSW graph over the centroids) trained on a seeded sample, vectors added
-  unit by unit. Its top ``index.rerank`` candidates are re-scored by exact dot products
+  unit by unit. Its top ``search.rerank`` candidates are re-scored by exact dot products
   read from the memory-mapped float16 embeddings, which restores near-exact recall.
 - ``auto``: one of the above from the corpus size, the dimension and ``index.memory_gb``.
 
