@@ -267,9 +267,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def test_search_ranks_like_retrieve(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    """`newsimg search` on an article's text gives retrieve@lam's ranking for that article,
-    each hit with its credit line."""
+def test_search_ranks_like_retrieve(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The Searcher and `newsimg search` on an article's text give retrieve@lam's ranking for
+    that article, each hit with its credit line; ``--licences`` keeps only those licences."""
     from newsimg.cli import main
     from newsimg.metadata.lookup import Metadata
     from newsimg.searcher import Searcher
@@ -277,24 +277,25 @@ def test_search_ranks_like_retrieve(run_dir: Path, capsys: pytest.CaptureFixture
     art = run_dir / "artifacts"
     article = pq.read_table(art / "articles.parquet").to_pylist()[3]
     searcher = Searcher(model=art / "models/base", index=art / "index", lam=art / "models/lam")
-    queries = searcher.encode_texts([article["headline_lead"]], lam=True)
-    hits = searcher.hits(*searcher.search(queries, 10))[0]
+    scores, rows = searcher.search(searcher.encode_texts([article["headline_lead"]], lam=True), 10)
+    hits = searcher.hits(scores, rows)[0]
     results = pq.read_table(art / "results/lam.parquet").to_pylist()
     expected = [r["key"] for r in results if r["article_id"] == article["article_id"]][:10]
-    assert [h.key for h in hits] == expected
+    assert [hit.key for hit in hits] == expected
+    assert [hit.rank for hit in hits] == list(range(1, 11))
     capsys.readouterr()
-    argv = ["search", "three red kites", "--model", str(art / "models/base"), "--index",
-            str(art / "index"), "--metadata", str(art / "metadata"), "-k", "3",
-            "--params", str(run_dir / "params.yaml")]  # fmt: skip
+    argv = ["search", article["headline_lead"], "--model", str(art / "models/base"),
+            "--index", str(art / "index"), "--lam", str(art / "models/lam"),
+            "--metadata", str(art / "metadata"), "--params", str(run_dir / "params.yaml"),
+            "-k", "3"]  # fmt: skip
     assert main(argv) == 0
-    lines = capsys.readouterr().out.splitlines()
-    ranked = [line.split() for line in lines if line[:4].strip().isdigit()]
-    assert [r[0] for r in ranked] == ["1", "2", "3"]
-    credits = Metadata.open(art / "metadata").credits([r[3] for r in ranked])
-    for line in lines:
-        if line[:4].strip().isdigit():
-            key = line.split()[3]
-            assert line.endswith(credits[key].credit) or credits[key].licence == "own"
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == article["headline_lead"]
+    ranked = [line for line in printed[1:] if line[:4].strip().isdigit()]
+    assert [line.split()[3] for line in ranked] == expected[:3]
+    credits = Metadata.open(art / "metadata").credits(expected[:3])
+    for line, key in zip(ranked, expected[:3], strict=True):
+        assert line.endswith(credits[key].credit) or credits[key].licence == "own"
     assert main([*argv, "--licences", "by"]) == 0
     out = capsys.readouterr().out.splitlines()
     shown = [line.split()[2:4] for line in out if line[:4].strip().isdigit()]
