@@ -10,10 +10,13 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from newsimg import index
-from newsimg.errors import ParamsError
+from newsimg.errors import InputError, ParamsError
+from newsimg.metadata.lookup import Metadata
+from newsimg.metadata.policy import allowed_mask
 from newsimg.params import IndexParams, RetrieveParams, SearchParams, parse_section
 from newsimg.retrieve import negative_rows
 from tests.test_index import assert_top_k, clustered, write_units
@@ -115,6 +118,13 @@ def test_negatives_are_drawn_from_allowed_rows_only() -> None:
     assert (
         negative_rows("42", N, {0, 1, 2}, 20, seed=0) == negative_rows("42", N, {0, 1, 2}, 20, 0)
     ).all()
+
+
+def test_a_policy_without_metadata_is_an_error() -> None:
+    keys = pa.table({"key": ["a", "b"], "source": ["yfcc", "newsimages"]})
+    assert allowed_mask(keys, Metadata.empty(), None) is None  # no policy: nothing to know
+    with pytest.raises(InputError, match="needs the metadata stage's output"):
+        allowed_mask(keys, Metadata.empty(), ["by"])
 
 
 def test_policy_params_are_validated() -> None:

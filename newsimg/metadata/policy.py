@@ -40,6 +40,11 @@ def allowed_mask(
     codes = allowed_codes(licences)
     if codes is None:
         return None
+    if not metadata.shards:
+        raise InputError(
+            f"retrieve.licences {', '.join(licences or [])} needs the metadata stage's output "
+            "(artifacts/metadata): without it no photo's licence is known"
+        )
     return np.fromiter((c in codes for c in pool_codes(keys, metadata)), bool, keys.num_rows)
 
 
