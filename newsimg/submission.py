@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageOps
 
 from newsimg.errors import InputError, NewsimgError
+from newsimg.metadata.lookup import Credit, Metadata
+from newsimg.metadata.policy import check_results
 from newsimg.metrics import SMALL_IDS
 from newsimg.params import ReportParams
 from newsimg.store import shards
@@ -90,9 +92,12 @@ def _entries(
     chosen: Mapping[str, Mapping[str, dict]],
     subsets: Mapping[str, list[str]],
     shard_dir: Path,
+    credits: Metadata,
+    originals: set[str],
 ) -> tuple[dict[str, bytes], list[dict]]:
-    """(key -> PNG bytes, one manifest row per zip entry)."""
+    """(key -> PNG bytes, one manifest row per zip entry, with the photo's credit)."""
     keys = {r["key"] for best in chosen.values() for r in best.values()}
+    credit = credits.credits(keys, own=originals)
     images = shards.read_images(shard_dir, keys)
     lost = sorted(keys - set(images))
     if lost:
@@ -109,9 +114,19 @@ def _entries(
                 manifest.append(
                     {"name": name, "article_id": a, "approach": sub, "subset": subset,
                      "key": r["key"], "source": r["source"], "rank": r["rank"],
-                     "score": round(float(r["score"]), 6)}
+                     "score": round(float(r["score"]), 6), **_credit_columns(credit[r["key"]])}
                 )  # fmt: skip
     return pngs, manifest
+
+
+def _credit_columns(c: Credit) -> dict[str, str]:
+    return {
+        "credit": c.credit,
+        "licence": c.licence,
+        "licence_url": c.licence_link or "",
+        "page_url": c.page_url or "",
+        "title": c.title or "",
+    }
 
 
 def _write_zip(zpath: Path, manifest: Sequence[Mapping], pngs: Mapping[str, bytes]) -> None:
@@ -134,9 +149,17 @@ def export(
     results: Sequence[Path],
     shard_dir: Path,
     out: Path,
+    metadata: Path | None = None,
+    licences: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """Write ``out/[group].zip``, ``out/manifest.csv`` and ``out/counts.json``, validated, as
-    one folder. Returns the number of images per folder of the zip."""
+    one folder. Returns the number of images per folder of the zip.
+
+    ``manifest.csv`` gives each PNG's credit (``credit``, ``licence``, ``licence_url``,
+    ``page_url``, ``title``) from ``metadata``; under a licence policy (``licences``), results
+    holding a forbidden photo are an error: none is exported."""
+    meta = Metadata.open(metadata)
+    check_results(results, meta, licences)
     table = pq.read_table(articles, columns=["article_id", "image_id"]).to_pydict()
     ids = table["article_id"]
     originals = set(table["image_id"])
@@ -144,7 +167,7 @@ def export(
     if not subsets["SMALL"]:
         log.info("no article of the MediaEval SMALL set in the data: no RET_*_SMALL folders")
     chosen = _choose_all(params, results, ids, originals)
-    pngs, manifest = _entries(params, chosen, subsets, shard_dir)
+    pngs, manifest = _entries(params, chosen, subsets, shard_dir, meta, originals)
     with atomic_path(out) as tmp:
         tmp.mkdir()
         zpath = tmp / f"{params.group}.zip"

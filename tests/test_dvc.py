@@ -67,6 +67,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first = sh(d, "dvc", "repro")
     assert {
         "model",
+        "metadata",
         "fetch",
         "leads",
         "embed@pool",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 import shutil
@@ -135,8 +136,8 @@ def test_export_names_sizes_count(built: Path) -> None:
 
 def test_export_never_uses_an_original(built: Path) -> None:
     """Rank 1 and 2 are originals in every list: the export takes rank 3, a pool image."""
-    manifest = (built / "submission/manifest.csv").read_text().splitlines()
-    rows = [dict(zip(manifest[0].split(","), r.split(","), strict=True)) for r in manifest[1:]]
+    with open(built / "submission/manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))  # quoted: a credit line holds commas
     assert len(rows) == 12
     assert all(r["source"] == "yfcc" and r["rank"] == "3" for r in rows)
     assert not {r["key"] for r in rows} & set(COLOURS)
