@@ -77,7 +77,7 @@ def raw(extractor: str) -> Callable[[str, str, str], str]:
 
 def cleaned(extractor: str, mode: str) -> Callable[[str, str, str], str]:
     def run(html: str, url: str, headline: str) -> str:
-        return leads.extract_lead(html, url, mode, headline=headline, extractor=extractor).text
+        return leads.extract_lead(html, url, mode=mode, headline=headline, extractor=extractor).text
 
     return run
 

@@ -30,24 +30,27 @@ def _convert_longclip(args: argparse.Namespace) -> int:
 
 
 def _lead(args: argparse.Namespace) -> int:
-    from newsimg import leads
+    from newsimg import leads, pages
     from newsimg.errors import InputError
+    from newsimg.params import load_section, parse_section
 
+    settings = {
+        "mode": args.mode,
+        "max_words": args.max_words,
+        "max_tokens": args.max_tokens,
+        "extractor": args.extractor,
+        "max_page_bytes": args.max_page_bytes,
+    }
+    base = load_section("leads", args.params).model_dump() if args.params else {}
+    given = {k: v for k, v in settings.items() if v is not None}
+    params = parse_section("leads", {**base, **given})
     try:
         raw = args.page.read_bytes()
     except OSError as err:
         raise InputError(f"cannot read {args.page}: {err}") from None
-    html, status = leads.decode_page(raw, args.max_page_bytes)
+    html, status = pages.decode_page(raw, params.max_page_bytes)
     if status == "ok":
-        lead = leads.extract_lead(
-            html,
-            args.url,
-            args.mode,
-            args.max_words,
-            headline=args.headline,
-            extractor=args.extractor,
-            max_tokens=args.max_tokens,
-        )
+        lead = leads.page_lead(html, args.url, params, headline=args.headline)
         status = lead.status
         if lead.text:
             print(lead.text)
@@ -96,19 +99,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.set_defaults(run=_convert_longclip)
 
-    p = commands.add_parser("lead", help="print the lead of one saved page (status on stderr)")
+    # No defaults here: what is not given comes from the leads params' defaults (params.py)
+    p = commands.add_parser(
+        "lead", help="print the lead of one saved page (status on stderr), as the leads stage does"
+    )
     p.add_argument("page", type=Path, help="a saved page, PAGE.html")
     p.add_argument("--url", default=None, help="the page's URL (helps the extractors)")
-    p.add_argument("--mode", choices=["sentences", "first_words"], default="sentences")
-    p.add_argument("--max-words", type=int, default=100, help="first_words mode")
-    p.add_argument("--max-tokens", type=int, default=248, help="sentences mode, with headline")
+    p.add_argument("--mode", choices=["sentences", "first_words"], help="default: leads.mode")
+    p.add_argument("--max-words", type=int, help="first_words mode; default: leads.max_words")
+    p.add_argument(
+        "--max-tokens", type=int, help="sentences mode, with headline; default: leads.max_tokens"
+    )
     p.add_argument("--headline", default=None, help="default: the page's own title")
     p.add_argument(
         "--extractor",
         choices=["newspaper", "trafilatura", "newspaper+trafilatura"],
-        default="newspaper+trafilatura",
+        help="default: leads.extractor",
     )
-    p.add_argument("--max-page-bytes", type=int, default=5_000_000)
+    p.add_argument("--max-page-bytes", type=int, help="default: leads.max_page_bytes")
+    p.add_argument(
+        "--params", type=Path, default=None, help="take the leads section of this params.yaml"
+    )
     p.set_defaults(run=_lead)
 
     p = commands.add_parser("search", help="rank the indexed images for any text")

@@ -19,15 +19,11 @@ import difflib
 import functools
 import logging
 import re
-import threading
-import time
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,6 +32,7 @@ from tqdm import tqdm
 from newsimg.atomic import atomic_path
 from newsimg.clip import count_tokens
 from newsimg.errors import InputError, TooManyFailuresError
+from newsimg.pages import download_pages, read_page, reason
 from newsimg.params import LeadsParams
 from newsimg.sources import read_newsimages_csv
 
@@ -352,45 +349,6 @@ def fit_lead(headline: str, sentences: Sequence[str], template: str, max_tokens:
     return " ".join(first[:k]).rstrip(",;:–—-")
 
 
-# --- pages ----------------------------------------------------------------------------------------
-
-_HTML_SNIFF = re.compile(rb"<\s*(?:!doctype\s+html|html|head|body|p|div|article|title)\b", re.I)
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w.:-]+)""", re.I)
-
-
-def decode_page(raw: bytes, max_bytes: int | None = None) -> tuple[str, str]:
-    """``(html, "ok")`` or ``("", status)`` for a page that is empty, too large, not HTML or
-    undecodable. UTF-8 first, then the page's declared charset, then a detected one."""
-    if max_bytes is not None and len(raw) > max_bytes:
-        return "", "too_large"
-    if not raw.strip():
-        return "", "empty_page"
-    head = raw[:65536]
-    if head.startswith(b"%PDF") or b"\x00" in head[:4096] or not _HTML_SNIFF.search(head):
-        return "", "not_html"
-    try:
-        return raw.decode("utf-8"), "ok"
-    except UnicodeDecodeError:
-        pass
-    declared = _META_CHARSET.search(head)
-    if declared:
-        try:
-            return raw.decode(declared.group(1).decode("ascii")), "ok"
-        except (LookupError, UnicodeDecodeError):
-            pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(raw).best()
-    if best is not None and best.encoding:
-        text = str(best)
-        if text.count("\ufffd") <= len(text) / 1000:
-            return text, "ok"
-    text = raw.decode("utf-8", errors="replace")
-    if text.count("\ufffd") > len(text) / 1000:
-        return "", "bad_encoding"
-    return text, "ok"
-
-
 # --- language -------------------------------------------------------------------------------------
 
 _ENGLISH = _wordset(
@@ -425,11 +383,6 @@ class Lead:
     @property
     def words(self) -> int:
         return len(self.text.split())
-
-
-def _reason(name: str, err: BaseException) -> str:
-    first_line = (str(err).strip().splitlines() or [""])[0]
-    return f"error: {name}: {type(err).__name__}: {first_line}"[:160]
 
 
 def page_title(html: str) -> str:
@@ -474,22 +427,74 @@ def first_words(sentences: Sequence[str], max_words: int) -> str:
     return " ".join(" ".join(sentences).split()[:max_words])
 
 
+_DEFAULTS = LeadsParams()  # the defaults are named once, in newsimg.params
+
+
+def cut_lead(
+    headline: str,
+    sentences: Sequence[str],
+    *,
+    mode: str = _DEFAULTS.mode,
+    max_words: int = _DEFAULTS.max_words,
+    max_tokens: int = _DEFAULTS.max_tokens,
+    template: str = _DEFAULTS.template,
+) -> str:
+    """The lead cut from a body's sentences by ``mode``: ``first_words`` (the first
+    ``max_words`` words) or ``sentences`` (whole sentences while ``template`` filled with the
+    headline and the lead fits ``max_tokens`` tokens)."""
+    if mode == "first_words":
+        return first_words(sentences, max_words)
+    if mode == "sentences":
+        return fit_lead(headline, sentences, template, max_tokens)
+    raise ValueError(f"mode must be first_words or sentences, not {mode!r}")
+
+
+def approach_text(headline: str, lead: str, params: LeadsParams | None = None) -> str:
+    """The headline_lead approach's text for a headline and a lead, exactly as the leads stage
+    makes it: the lead split into sentences and cut by ``params.mode`` (the token budget), then
+    put into ``params.template``; just the headline when the lead is empty.
+
+    For a lead the stage extracted this returns the stage's ``headline_lead`` unchanged (cutting
+    is idempotent); a longer text (a user's own lead) is cut to the budget the same way.
+    """
+    params = params if params is not None else _DEFAULTS
+    whole = " ".join(lead.split())
+    if params.mode == "first_words" and len(whole.split()) <= params.max_words:
+        return render(params.template, headline, whole)  # what cutting would give, at no cost
+    if params.mode == "sentences":
+        text = render(params.template, headline, whole)
+        if count_tokens([text])[0] <= params.max_tokens:
+            return text
+    paragraphs = (" ".join(p.split()) for p in lead.splitlines())
+    sentences = [s for p in paragraphs if p for s in split_sentences(p)]
+    cut = cut_lead(
+        headline,
+        sentences,
+        mode=params.mode,
+        max_words=params.max_words,
+        max_tokens=params.max_tokens,
+        template=params.template,
+    )
+    return render(params.template, headline, cut)
+
+
 def extract_lead(
     html: str,
     url: str | None = None,
-    mode: str = "first_words",
-    max_words: int = 100,
     *,
+    mode: str = _DEFAULTS.mode,
+    max_words: int = _DEFAULTS.max_words,
     headline: str | None = None,
-    extractor: str = "newspaper+trafilatura",
-    max_tokens: int = 248,
-    template: str = "{headline}: {lead}",
+    extractor: str = _DEFAULTS.extractor,
+    max_tokens: int = _DEFAULTS.max_tokens,
+    template: str = _DEFAULTS.template,
 ) -> Lead:
     """The lead of one page's HTML; every failure becomes the result's status, never raises.
 
     ``headline`` (the CSV's title) is removed where it repeats; without it the page's own title
     is used. ``mode`` is ``first_words`` (the first ``max_words`` words) or ``sentences`` (whole
-    sentences while ``template`` with the headline fits ``max_tokens`` tokens).
+    sentences while ``template`` with the headline fits ``max_tokens`` tokens). The defaults are
+    the leads params' (newsimg.params.LeadsParams); :func:`page_lead` takes the params whole.
     """
     if mode not in ("first_words", "sentences"):
         raise ValueError(f"mode must be first_words or sentences, not {mode!r}")
@@ -503,7 +508,7 @@ def extract_lead(
         # a missing jieba or nltk, lxml errors, ...): record it and try the next extractor.
         except Exception as err:
             log.debug("%s failed on %s: %r", name, url, err)
-            errors.append(_reason(name, err))
+            errors.append(reason(name, err))
             continue
         sentences, prompted = body_sentences(text, headline)
         words = sum(len(s.split()) for s in sentences)
@@ -512,35 +517,29 @@ def extract_lead(
             continue
         if not is_english(" ".join(sentences)):
             return Lead("", "not_english", name, headline)
-        if mode == "first_words":
-            lead = first_words(sentences, max_words)
-        else:
-            lead = fit_lead(headline, sentences, template, max_tokens)
+        lead = cut_lead(
+            headline,
+            sentences,
+            mode=mode,
+            max_words=max_words,
+            max_tokens=max_tokens,
+            template=template,
+        )
         return Lead(lead, "ok", name, headline)
     if errors:
         return Lead("", errors[0], "", headline)
     return Lead("", "paywall" if paywalled else "no_text", "", headline)
 
 
-def article_lead(row: dict[str, str], pages_dir: Path, params: LeadsParams) -> Lead:
-    """Read one article's cached page and extract its lead; every failure becomes a status."""
-    headline = row["article_title"]
-    path = pages_dir / f"{row['article_id']}.html"
-    if not path.is_file():
-        return Lead("", "no_page" if row["article_url"].strip() else "no_url", "", headline)
-    try:
-        if path.stat().st_size > params.max_page_bytes:
-            return Lead("", "too_large", "", headline)
-        html, status = decode_page(path.read_bytes())
-    except OSError as err:
-        return Lead("", _reason("read", err), "", headline)
-    if status != "ok":
-        return Lead("", status, "", headline)
+def page_lead(
+    html: str, url: str | None, params: LeadsParams, *, headline: str | None = None
+) -> Lead:
+    """:func:`extract_lead` with the leads params' settings, as the stage calls it."""
     return extract_lead(
         html,
-        row["article_url"],
-        params.mode,
-        params.max_words,
+        url,
+        mode=params.mode,
+        max_words=params.max_words,
         headline=headline,
         extractor=params.extractor,
         max_tokens=params.max_tokens,
@@ -548,115 +547,15 @@ def article_lead(row: dict[str, str], pages_dir: Path, params: LeadsParams) -> L
     )
 
 
-# --- downloading into the cache -------------------------------------------------------------------
-
-_RETRY_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
-_HTML_TYPES = ("text/html", "application/xhtml+xml")
-
-
-class _Retry(Exception):
-    """A failure worth another try (timeout, connection error, 429, 5xx)."""
-
-
-def _fetch_once(session: object, url: str, params: LeadsParams) -> tuple[str, bytes]:
-    """``("downloaded", body)`` or ``(status, b"")``; raises _Retry for transient failures."""
-    import requests
-
-    try:
-        with session.get(  # type: ignore[attr-defined]
-            url, timeout=params.timeout_s, stream=True, allow_redirects=True
-        ) as resp:
-            if resp.status_code in _RETRY_HTTP:
-                raise _Retry(f"http {resp.status_code}")
-            if resp.status_code >= 400:
-                return f"http {resp.status_code}", b""
-            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype and ctype not in _HTML_TYPES:
-                return f"not_html: {ctype}", b""
-            if int(resp.headers.get("Content-Length") or 0) > params.max_page_bytes:
-                return "too_large", b""
-            body, deadline = bytearray(), time.monotonic() + 4 * params.timeout_s
-            for chunk in resp.iter_content(65536):
-                body += chunk
-                if len(body) > params.max_page_bytes:
-                    return "too_large", b""
-                if time.monotonic() > deadline:  # a trickling server: give up on it
-                    raise _Retry("timeout")
-            return "downloaded", bytes(body)
-    except requests.Timeout:
-        raise _Retry("timeout") from None
-    except requests.TooManyRedirects:
-        return "error: too many redirects", b""
-    except requests.ConnectionError as err:
-        raise _Retry(f"connection error: {type(err).__name__}") from None
-    except requests.RequestException as err:
-        return _reason("download", err), b""
-
-
-def download_pages(
-    rows: Sequence[dict[str, str]], pages_dir: Path, params: LeadsParams
-) -> list[str]:
-    """Fill ``pages_dir`` from each row's ``article_url``; one status per row.
-
-    Pages already cached are kept ("cached"). Statuses: cached, downloaded, no_url, bad_url,
-    "http NNN", "not_html: TYPE", too_large, timeout, "connection error: ...", "error: ...".
-    """
-    import requests
-
-    pages_dir.mkdir(parents=True, exist_ok=True)
-    host_slots: defaultdict[str, threading.Semaphore] = defaultdict(
-        lambda: threading.Semaphore(params.per_host)
-    )
-    slots_lock, local = threading.Lock(), threading.local()
-
-    def session() -> requests.Session:
-        if not hasattr(local, "session"):
-            s = requests.Session()
-            s.headers.update(
-                {
-                    "User-Agent": params.user_agent,
-                    "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
-                    "Accept-Language": "en;q=1.0",
-                }
-            )
-            s.max_redirects = 10
-            local.session = s
-        return local.session
-
-    def one(row: dict[str, str]) -> str:
-        path, url = pages_dir / f"{row['article_id']}.html", row["article_url"].strip()
-        if path.is_file():
-            return "cached"
-        if not url:
-            return "no_url"
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return "bad_url"
-        with slots_lock:
-            slot = host_slots[parts.hostname]
-        status = ""
-        for attempt in range(params.retries + 1):
-            if attempt:
-                time.sleep(params.backoff_s * 2 ** (attempt - 1))
-            with slot:
-                try:
-                    status, body = _fetch_once(session(), url, params)
-                except _Retry as err:
-                    status = str(err)
-                    continue
-            if status == "downloaded":
-                with atomic_path(path) as tmp:
-                    Path(tmp).write_bytes(body)
-            return status
-        return status
-
-    with ThreadPoolExecutor(params.workers) as pool:
-        statuses = list(
-            tqdm(pool.map(one, rows), total=len(rows), desc="download", unit="page", disable=None)
-        )
-    counts = Counter(s.split(":")[0] for s in statuses)
-    log.info("download: %s", ", ".join(f"{k} {v}" for k, v in counts.most_common()))
-    return statuses
+def article_lead(row: dict[str, str], pages_dir: Path, params: LeadsParams) -> Lead:
+    """Read one article's cached page and extract its lead; every failure becomes a status."""
+    headline = row["article_title"]
+    html, status = read_page(pages_dir / f"{row['article_id']}.html", params.max_page_bytes)
+    if status == "no_page" and not row["article_url"].strip():
+        status = "no_url"
+    if status != "ok":
+        return Lead("", status, "", headline)
+    return page_lead(html, row["article_url"], params, headline=headline)
 
 
 # --- the stage ------------------------------------------------------------------------------------
@@ -697,8 +596,8 @@ def _summary(statuses: Sequence[str], extractors: Sequence[str]) -> dict[str, in
         ", ".join(f"{k} {v}" for k, v in sorted(by_extractor.items())) or "none",
     )
     errors = Counter(s for s in statuses if s.startswith("error"))
-    for reason, n in errors.most_common(5):
-        log.warning("%d article(s): %s", n, reason)
+    for why, n in errors.most_common(5):
+        log.warning("%d article(s): %s", n, why)
     return summary
 
 
@@ -723,7 +622,7 @@ def run(params: LeadsParams, articles: Path, pages_dir: Path, out: Path) -> dict
         for row in tqdm(rows, desc="leads", unit="article", disable=None)
     ]
     headline_leads = [
-        render(params.template, row["article_title"], lead.text)
+        approach_text(row["article_title"], lead.text, params)
         for row, lead in zip(rows, leads, strict=True)
     ]
     lead_tokens = count_tokens([lead.text for lead in leads])

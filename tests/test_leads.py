@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import http.server
 import importlib.util
+import inspect
 import logging
 import select
 import socket
@@ -18,7 +19,7 @@ from typing import ClassVar
 import pyarrow.parquet as pq
 import pytest
 
-from newsimg import cli, leads
+from newsimg import cli, leads, pages
 from newsimg.clip import clean_text, count_tokens
 from newsimg.errors import InputError, ParamsError, TooManyFailuresError
 from newsimg.params import LeadsParams, parse_section
@@ -661,7 +662,7 @@ def test_failure_rate_at_the_limit_passes(tmp_path: Path) -> None:
 
 
 def test_extract_lead_public_function() -> None:
-    result = leads.extract_lead(magazine(HEADLINE, LONG))  # first_words, 100 words by default
+    result = leads.extract_lead(magazine(HEADLINE, LONG), mode="first_words")  # 100 by default
     assert result.status == "ok"
     assert result.text == " ".join(" ".join(LONG).split()[:100])  # the title is not in it
     assert result.title == HEADLINE  # found on the page
@@ -670,6 +671,40 @@ def test_extract_lead_public_function() -> None:
     short = leads.extract_lead(ledger(HEADLINE, LONG), URL, mode="sentences", max_tokens=60)
     assert short.text == " ".join(S[:2])
     assert count_tokens([f"{HEADLINE}: {short.text}"])[0] <= 60
+
+
+def test_defaults_are_the_leads_params():
+    defaults = LeadsParams()
+    signature = inspect.signature(leads.extract_lead).parameters
+    for name in ("mode", "max_words", "extractor", "max_tokens", "template"):
+        assert signature[name].default == getattr(defaults, name), name
+    assert defaults.mode == "sentences"
+    page = ledger(HEADLINE, LONG)
+    assert leads.extract_lead(page, URL) == leads.page_lead(page, URL, defaults)
+    assert leads.extract_lead(page, URL).text != leads.extract_lead(page, URL, mode="first_words")
+
+
+@pytest.mark.parametrize("mode", ["sentences", "first_words"])
+def test_approach_text_is_the_stages(tmp_path: Path, mode: str) -> None:
+    pages = {str(i): t(HEADLINE, LONG) for i, t in enumerate(TEMPLATES)}
+    pages["none"] = None
+    params = {"mode": mode, "max_tokens": 90, "max_words": 40}
+    rows, _ = run_rows(tmp_path, pages, **params)
+    p = lp(tmp_path, **params)
+    assert [leads.approach_text(r["headline"], r["lead"], p) for r in rows] == [
+        r["headline_lead"] for r in rows
+    ]
+    assert rows[-1]["headline_lead"] == HEADLINE  # no lead: the headline alone
+    # A user's own long lead is cut to the budget the same way the stage cuts a page's body.
+    own = "\n".join(LONG)
+    text = leads.approach_text(HEADLINE, own, p)
+    if mode == "sentences":
+        assert count_tokens([text])[0] <= 90
+        sentences = [s for par in LONG for s in leads.split_sentences(par)]
+        assert text == f"{HEADLINE}: {leads.fit_lead(HEADLINE, sentences, p.template, 90)}"
+    else:
+        assert text == f"{HEADLINE}: {' '.join(own.split()[:40])}"
+    assert leads.approach_text(HEADLINE, "", p) == HEADLINE
 
 
 def test_lead_command(
@@ -682,6 +717,18 @@ def test_lead_command(
     out, err = capsys.readouterr()
     assert out.strip() == " ".join(" ".join(LONG).split()[:100])
     assert "status: ok" in err
+    assert cli.main(["lead", str(page), "--url", URL]) == 0  # defaults: the leads params'
+    out, _ = capsys.readouterr()
+    html = page.read_text(encoding="utf-8")
+    assert out.strip() == leads.page_lead(html, URL, LeadsParams()).text
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("leads:\n  mode: first_words\n  max_words: 12\n", encoding="utf-8")
+    assert cli.main(["lead", str(page), "--url", URL, "--params", str(params_file)]) == 0
+    out, _ = capsys.readouterr()
+    assert out.strip() == " ".join(" ".join(LONG).split()[:12])
+    assert cli.main(["lead", str(page), "--max-tokens", "0"]) == 2  # validated as the params are
+    _, err = capsys.readouterr()
+    assert "leads.max_tokens = 0" in err
     page.write_text(paywall(HEADLINE, []), encoding="utf-8")
     assert cli.main(["lead", str(page)]) == 1
     out, err = capsys.readouterr()
@@ -844,6 +891,31 @@ def test_download_fills_the_cache_politely(tmp_path: Path, server: str) -> None:
     assert all(again[i]["lead"] == rows[i]["lead"] for i in rows)
     cached = sum(r["download"] == "cached" for r in again.values())
     assert len(Handler.agents) - requests_before == len(rows) - cached - 1  # no_url asks nothing
+
+
+def test_fetch_page_one_url_as_the_stage_does(tmp_path: Path, server: str) -> None:
+    params = lp(tmp_path, timeout_s=0.5, retries=1, backoff_s=0.05, max_page_bytes=200_000)
+    downloader = pages.Downloader(params)
+    html, status = pages.fetch_page(server + "/news/flaky", downloader=downloader)  # 503, retried
+    assert status == "ok"
+    assert html == SERVED["/news/flaky"]
+    lead = leads.page_lead(html, server + "/news/flaky", params, headline=HEADLINE)
+    assert lead.text == " ".join(S)
+    got = {
+        path: pages.fetch_page(server + path, params)[1]
+        for path in ["/news/moved", "/news/gone", "/news/report.pdf", "/news/huge", "/news/slow"]
+    }
+    assert got == {
+        "/news/moved": "ok",
+        "/news/gone": "http 404",
+        "/news/report.pdf": "not_html: application/pdf",
+        "/news/huge": "too_large",
+        "/news/slow": "timeout",
+    }
+    assert pages.fetch_page("file:///etc/passwd", params) == ("", "bad_url")
+    assert pages.fetch_page("http://127.0.0.1:1/x", lp(tmp_path, retries=0))[1].startswith(
+        "connection error"
+    )
 
 
 # --- the stage script -----------------------------------------------------------------------------
