@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test lint bench clean
+.PHONY: install repro test lint bench clean serve
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,7 @@ lint: install
 
 bench: install
 	python bench/throughput.py
+
+# The photo desk over what `make repro` built: http://127.0.0.1:8000 (serve section of params.yaml)
+serve: install
+	newsimg serve

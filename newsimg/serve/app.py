@@ -36,7 +36,7 @@ from prometheus_client import (
 from newsimg.errors import InputError
 from newsimg.serve import schemas
 from newsimg.serve.engine import BadInput, Desk, Hit, NotFound, Timings
-from newsimg.serve.pages import fetch_lead
+from newsimg.serve.pages import PageReader
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -120,6 +120,7 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
     workers = workers or p.workers or os.cpu_count() or 1
     pool = ThreadPoolExecutor(workers, thread_name_prefix="newsimg-serve")
     metrics = Metrics(desk, workers)
+    reader = PageReader(desk.leads_params)
     app = FastAPI(
         title="newsimg photo desk",
         description="Rank the pool's photos for any text, article, URL or image.",
@@ -334,7 +335,7 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
         if req.url is not None:
             url = check_text("url", req.url)
             t_fetch = time.perf_counter()
-            page = await blocking(lambda: fetch_lead(url, desk.leads_params))
+            page = await blocking(lambda: reader.read(url))
             fetch_ms = 1000 * (time.perf_counter() - t_fetch)
             if not page.headline and not page.lead:
                 raise BadInput("url", f"no text from {url}: {page.status}", 422)

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 ORIGINAL_SOURCE = "newsimages"
 GROW = 4  # each refill of a filtered or folded answer searches this many times more candidates
+# the most candidates one answer searches, as a multiple of offset + k (at least MIN_CANDIDATES):
+# a page of a pool that is all near-duplicates comes back short rather than scanning the pool
+MAX_CANDIDATES = 16
+MIN_CANDIDATES = 256
 
 
 class NotFound(InputError):
@@ -265,12 +269,13 @@ class Desk:
         return l2_normalize(h.numpy())
 
     def approach_text(self, approach: str, headline: str, lead: str) -> str:
-        """The text an approach searches by for an article, as the leads stage writes it."""
+        """The text an approach searches by for an article, as the leads stage writes it (a
+        lead longer than the token budget is cut as the stage cuts it)."""
         self.check_approach(approach)
         column = self.artifacts.approaches[approach].text
         if column == "headline":
             return headline
-        return leads.render(self.leads_params.template, headline, lead)
+        return leads.approach_text(headline, lead, self.leads_params)
 
     def row_of(self, key: str) -> int:
         row = self.lookup.row_of(key)
@@ -331,18 +336,19 @@ class Desk:
         number of near-duplicates folded into it. Searches more candidates while filters or
         folding leave too few, up to the pool."""
         want = offset + k
-        n = min(self.index.ntotal, want)
+        cap = min(self.index.ntotal, max(MAX_CANDIDATES * want, MIN_CANDIDATES))
+        n = min(cap, want)
         t0 = time.perf_counter()
         while True:
             scores, rows = self.index.search(query, n)
             hits = self._filter(scores[0], rows[0], min_score, include_originals)
             groups = self._fold(hits) if dedup_on else hits
-            exhausted = n >= self.index.ntotal or (
+            exhausted = n >= cap or (
                 min_score is not None and len(scores[0]) and scores[0][-1] < min_score
             )
             if len(groups) >= want or exhausted:
                 break
-            n = min(self.index.ntotal, n * GROW)
+            n = min(cap, n * GROW)
         timings.search_ms += 1000 * (time.perf_counter() - t0)
         page = groups[offset:want]
         for rank, hit in enumerate(page, start=offset + 1):
