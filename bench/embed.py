@@ -35,9 +35,10 @@ from timing import best_rate
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from newsimg import clip, embed, shards
+from newsimg import clip, embed
 from newsimg.embed import Batch, ChunkDataset, ImageEncoder
 from newsimg.params import EmbedParams
+from newsimg.store import shards
 
 # (text width, text layers, text heads, vision width, layers, heads, mlp, patch, image, embedding)
 # images per measurement on the CPU at --scale 1: enough for a stable rate, within ~3 minutes

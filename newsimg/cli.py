@@ -59,14 +59,33 @@ def _lead(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from newsimg.retrieve import search
+    import logging
+    import time
 
-    for text, hits in zip(
-        args.text, search(args.text, args.model, args.index, args.encoder, args.k), strict=True
-    ):
+    from newsimg.params import load_section
+    from newsimg.searcher import Searcher
+
+    t0 = time.perf_counter()
+    settings = load_section("search", args.params)
+    searcher = Searcher(model=args.model, index=args.index, lam=args.lam, settings=settings)
+    t1 = time.perf_counter()
+    queries = searcher.encode_texts(args.text, lam=args.lam is not None)
+    t2 = time.perf_counter()
+    scores, rows = searcher.search(queries, args.k, nprobe=args.nprobe, rerank=args.rerank)
+    t3 = time.perf_counter()
+    logging.getLogger("newsimg.search").info(
+        "loaded in %.0f ms; %d text(s) encoded in %.0f ms, searched in %.0f ms (%s index of %d)",
+        1000 * (t1 - t0),
+        len(args.text),
+        1000 * (t2 - t1),
+        1000 * (t3 - t2),
+        searcher.index.plan.kind,
+        searcher.ntotal,
+    )
+    for text, hits in zip(args.text, searcher.hits(scores, rows), strict=True):
         print(text)
-        for rank, (key, source, score) in enumerate(hits, start=1):
-            print(f"{rank:>4}  {score:.4f}  {source:<10}  {key}")
+        for hit in hits:
+            print(f"{hit.rank:>4}  {hit.score:.4f}  {hit.source:<10}  {hit.key}")
     return 0
 
 
@@ -126,8 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("text", nargs="+", help="one or more texts (quote each)")
     p.add_argument("--model", type=Path, default=Path("artifacts/models/base"))
     p.add_argument("--index", type=Path, default=Path("artifacts/index"))
-    p.add_argument("--encoder", type=Path, default=None, help="a LAM folder (artifacts/models/lam)")
+    p.add_argument("--lam", type=Path, default=None, help="a LAM folder (artifacts/models/lam)")
     p.add_argument("-k", type=int, default=10)
+    p.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="its search section's defaults"
+    )
+    p.add_argument("--nprobe", type=int, default=None, help="default: search.nprobe")
+    p.add_argument("--rerank", type=int, default=None, help="default: search.rerank")
     p.set_defaults(run=_search)
 
     p = commands.add_parser(

@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 from transformers import CLIPConfig, CLIPModel
 
-from newsimg.atomic import atomic_path
 from newsimg.params import ModelParams
+from newsimg.store.commit import atomic_path
 
 CONTEXT_LENGTH = 248  # Long-CLIP's text positions (CLIP has 77)
 SOT, EOT = 49406, 49407

@@ -36,18 +36,22 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from newsimg import atomic, shards, sources
-from newsimg.atomic import atomic_path
+from newsimg import sources
 from newsimg.clip import MEAN, STD, Clip, decode_uint8
-from newsimg.errors import InputError, TooManyFailuresError
+from newsimg.errors import InputError, ParamsError, TooManyFailuresError
 from newsimg.params import EmbedParams
+from newsimg.store import shards
+from newsimg.store import units as unit_store
+from newsimg.store.commit import write_text
+from newsimg.store.names import N24NEWS
+from newsimg.store.units import SUMMARY, done_units, load_embeddings
+
+__all__ = ["done_units", "load_embeddings", "run"]  # the unit format: newsimg.store.units
 
 log = logging.getLogger(__name__)
 
-SUMMARY = "summary.json"
-UNIT_FILES = (".npy", ".keys.parquet", ".skipped.parquet")  # the .npy first: it marks done
+FORMATS = ("shards", "n24news")  # embed --format: fetch shards, or the N24News image folder
 PRECISION = {"float32": "32-true", "bfloat16": "bf16-mixed", "float16": "16-mixed"}
-FOOTER = b"newsimg.made_from"  # keys parquet footer: the input's and the model's fingerprints
 
 
 # --------------------------------------------------------------------------------------- units
@@ -66,7 +70,7 @@ class Unit:
         """(key, source) of every image, in row order."""
         if self.shard is not None:
             return pq.read_table(self.shard, columns=["key", "source"])
-        return pa.table({"key": [p.stem for p in self.files], "source": ["n24news"] * self.size})
+        return pa.table({"key": [p.stem for p in self.files], "source": [N24NEWS] * self.size})
 
     def fingerprint(self) -> str:
         """What the unit's embeddings depend on: each image's key and content hash for a shard
@@ -148,26 +152,7 @@ def made_from(unit: Unit, model_fp: str) -> bytes:
 
 def is_current(out: Path, name: str, made: bytes) -> bool:
     """Whether unit ``name``'s outputs exist and their footer is ``made`` (same input, model)."""
-    keys = out / f"{name}.keys.parquet"
-    if not ((out / f"{name}.npy").is_file() and keys.is_file()):
-        return False
-    return (pq.read_schema(keys).metadata or {}).get(FOOTER) == made
-
-
-def remove_orphans(out: Path, names: set[str]) -> int:
-    """Delete the outputs of units no longer in the input; returns how many units."""
-    orphans = done_units(out) - names
-    for name in orphans:
-        for suffix in UNIT_FILES:
-            (out / f"{name}{suffix}").unlink(missing_ok=True)
-    return len(orphans)
-
-
-def remove_temp_files(out: Path, name: str) -> None:
-    """Temporaries a killed writer left for unit ``name`` (:func:`atomic.temp_sibling` names)."""
-    for suffix in UNIT_FILES:
-        for path in out.glob(f".{name}{suffix}.*.tmp"):
-            path.unlink(missing_ok=True)
+    return unit_store.made_from_of(out, name) == made
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -331,29 +316,10 @@ class UnitWriter(BasePredictionWriter):
 def write_unit(
     out: Path, unit: Unit, emb: np.ndarray, reasons: Sequence[str], footer: bytes
 ) -> None:
-    """Commit one unit: drop its old ``.npy`` (the unit is not done until the new one lands),
-    write its skipped images (or drop an old list), its keys with ``footer``, then the ``.npy``.
-    Each file is atomic."""
-    (out / f"{unit.name}.npy").unlink(missing_ok=True)
-    ok = np.array([not r for r in reasons], dtype=bool)
-    keys = unit.keys()
-    skipped_path = out / f"{unit.name}.skipped.parquet"
-    if ok.all():
-        skipped_path.unlink(missing_ok=True)
-    else:
-        skipped = keys.append_column("reason", pa.array(list(reasons))).filter(pa.array(~ok))
-        log.warning("%s: skipped %d unreadable images", unit.name, skipped.num_rows)
-        with atomic_path(skipped_path) as tmp:
-            pq.write_table(skipped, tmp)
-    keys = keys.filter(pa.array(ok)).replace_schema_metadata({FOOTER: footer})
-    with atomic_path(out / f"{unit.name}.keys.parquet") as tmp:
-        pq.write_table(keys, tmp)
-    with atomic_path(out / f"{unit.name}.npy") as tmp, open(tmp, "wb") as f:
-        np.save(f, emb[ok])  # a file object: np.save would add ".npy" to a bare name
-
-
-def done_units(out: Path) -> set[str]:
-    return {p.name.removesuffix(".npy") for p in out.glob("*.npy")}
+    """Commit one unit (:func:`newsimg.store.units.write_unit`), logging its skipped images."""
+    skipped = unit_store.write_unit(out, unit.name, unit.keys(), emb, reasons, footer)
+    if skipped:
+        log.warning("%s: skipped %d unreadable images", unit.name, skipped)
 
 
 # -------------------------------------------------------------------------------------- stage
@@ -372,7 +338,12 @@ def run(params: EmbedParams, fmt: str, images: Path, model: Path, out: Path) -> 
     Raises :class:`TooManyFailuresError` when ``skipped / images`` passes
     ``params.max_skipped_rate``, after every unit has been written.
     """
-    units = shard_units(images) if fmt == "shards" else n24news_units(images, params.unit_size)
+    if fmt == "shards":
+        units_in = shard_units(images)
+    elif fmt == "n24news":
+        units_in = n24news_units(images, params.unit_size)
+    else:
+        raise ParamsError(f"embed --format {fmt!r}: expected one of {', '.join(FORMATS)}")
     out.mkdir(parents=True, exist_ok=True)
     trainer = pl.Trainer(
         accelerator=params.accelerator,
@@ -387,8 +358,8 @@ def run(params: EmbedParams, fmt: str, images: Path, model: Path, out: Path) -> 
     )
     rank, world = trainer.global_rank, trainer.world_size
     model_fp = model_fingerprint(model, params.precision)
-    removed = remove_orphans(out, {u.name for u in units}) if rank == 0 else 0
-    mine = units[rank::world]
+    removed = unit_store.remove_orphans(out, {u.name for u in units_in}) if rank == 0 else 0
+    mine = units_in[rank::world]
     made = {u.name: made_from(u, model_fp) for u in mine}  # once per unit, before reading it
     pending = [u for u in mine if not is_current(out, u.name, made[u.name])]
     log.info(
@@ -396,20 +367,20 @@ def run(params: EmbedParams, fmt: str, images: Path, model: Path, out: Path) -> 
         rank,
         world,
         len(mine),
-        len(units),
+        len(units_in),
         len(pending),
     )
     tally, wall = Tally(), 0.0
     if pending or world > 1:  # every rank of a job joins its collectives, work or not
         for unit in pending:
-            remove_temp_files(out, unit.name)
+            unit_store.remove_unit_temps(out, unit.name)
         start = time.perf_counter()
         tally = _predict(trainer, params, pending, [made[u.name] for u in pending], model, out)
         wall = time.perf_counter() - start
-    summary = _summary(units, pending, removed, tally, wall, world)
+    summary = _summary(units_in, pending, removed, tally, wall, world)
     log.info("%s", summary_line(summary))
     if rank == 0:
-        atomic.write_text(out / SUMMARY, json.dumps(summary, indent=1))
+        write_text(out / SUMMARY, json.dumps(summary, indent=1))
     if summary["skipped"] > params.max_skipped_rate * summary["images"]:
         raise TooManyFailuresError(
             f"{summary['skipped']} of {summary['images']} images could not be read, above "
@@ -499,15 +470,3 @@ def summary_line(s: dict[str, Any]) -> str:
         f"read {sec['read']:.1f} s + decode {sec['decode']:.1f} s (loader workers), "
         f"model {sec['model']:.1f} s, write {sec['write']:.1f} s"
     )
-
-
-def load_embeddings(directory: Path, mmap: bool = True) -> tuple[np.ndarray, pa.Table]:
-    """All units of an embeddings folder, in name order: (float16 (N, dim), keys table)."""
-    names = sorted(done_units(directory))
-    if not names:
-        raise InputError(f"no embeddings in {directory}")
-    arrays = [np.load(directory / f"{n}.npy", mmap_mode="r" if mmap else None) for n in names]
-    keys = pa.concat_tables(
-        [pq.read_table(directory / f"{n}.keys.parquet").replace_schema_metadata() for n in names]
-    )
-    return (arrays[0] if len(arrays) == 1 else np.concatenate(arrays)), keys

@@ -8,7 +8,7 @@ reader -> mapper -> writer, one shard at a time, as img2dataset and clip-retriev
 - mapper: per image, ``workers`` in flight on an event loop: read the bytes with retries
   (:mod:`newsimg.download`), then check and normalise them to an RGB JPEG of at most
   ``max_side`` pixels in a decode thread (:mod:`newsimg.images`);
-- writer: :func:`newsimg.shards.write_shard`, atomic per shard.
+- writer: :func:`newsimg.store.shards.write_shard`, atomic per shard.
 
 Rank ``r`` of ``w`` (``RANK``/``WORLD_SIZE``, else ``SLURM_PROCID``/``SLURM_NTASKS``) takes the
 shards with ``i % w == r`` and shares them out among ``processes`` worker processes, whole
@@ -52,14 +52,14 @@ import pyarrow as pa
 from fsspec import filesystem
 from tqdm import tqdm
 
-from newsimg import shards
 from newsimg.download import FileSystemReader, Reader, open_source, read_bytes
 from newsimg.errors import InputError, Rejected, TooManyFailuresError, WorkerDiedError
 from newsimg.images import ignore_bomb_warnings, normalise, quiet_bomb_warnings
 from newsimg.params import FetchParams
-from newsimg.shards import Failure, ImageRow
 from newsimg.sources import read_yfcc_manifest
 from newsimg.stage import setup_logging
+from newsimg.store import shards
+from newsimg.store.shards import Failure, ImageRow
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dic
     ``manifest`` is a ``photo_id<TAB>hash`` file or a plain hash list (``params.limit`` keeps its
     first rows); each row is read from ``{params.source}/{h[0:3]}/{h[3:6]}/{h}.jpg``.
     ``newsimages`` is a folder of ``*.jpg`` (key = file stem, sorted by name). Shards are
-    ``{source}-{index:05d}.parquet`` (see :mod:`newsimg.shards`). The rank's shards are shared
+    ``{source}-{index:05d}.parquet`` (see :mod:`newsimg.store.shards`). The rank's shards are shared
     out among ``params.processes`` processes, each with ``params.workers`` requests in flight.
 
     The summary holds ``rank``, ``world``, ``processes``, shard counts (``shards_total`` over all

@@ -18,27 +18,25 @@ shared/REFERENCE.md, every one a key of params.yaml's ``train`` section (see new
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from newsimg import sources
-from newsimg.atomic import atomic_path
+from newsimg.alignment import LAM, LamConfig, save_lam
 from newsimg.clip import Clip, resolve_device
-from newsimg.embed import load_embeddings
 from newsimg.errors import InputError, ParamsError
 from newsimg.params import TrainParams
+from newsimg.store.units import load_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -46,41 +44,6 @@ SECTIONS = sources.N24NEWS_SECTIONS
 SMALL_CLASS_NORM = 0.1  # class_init "small": E's rows, a tenth of a unit text vector
 MAX_LOGIT_SCALE = 100.0  # CLIP's cap on a learnt 1 / temperature
 METRICS = ("r@1", "r@5", "r@10", "accuracy", "f1")  # what fit returns per split
-
-
-@dataclass(frozen=True)
-class LamConfig:
-    width: int  # text encoder width (input of the projection)
-    dim: int  # joint embedding size
-    classes: tuple[str, ...] = SECTIONS
-    renormalize: bool = False
-
-
-class LAM(nn.Module):
-    """New text projection + class-aware alignment: pooled text state (B, width) -> (B, dim).
-
-    Built with the authors' initialisation (PyTorch's default ``Linear``, ``E = randn``);
-    :func:`initialise` applies the other options of ``train``.
-    """
-
-    def __init__(self, config: LamConfig) -> None:
-        super().__init__()
-        self.config = config
-        d, k = config.dim, len(config.classes)
-        self.proj = nn.Linear(config.width, d)
-        self.classifier = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, k))
-        self.class_vectors = nn.Parameter(torch.randn(k, d))  # E
-        self.alpha = nn.Parameter(torch.tensor(0.5))  # a
-
-    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (h: (B, dim), class logits: (B, classes))."""
-        t = F.normalize(self.proj(hidden), dim=-1)
-        logits = self.classifier(t)
-        c = logits.softmax(dim=-1) @ self.class_vectors
-        h = self.alpha * t + (1 - self.alpha) * c
-        if self.config.renormalize:
-            h = F.normalize(h, dim=-1)
-        return h, logits
 
 
 @torch.no_grad()
@@ -152,7 +115,7 @@ def lam_losses(
     }
 
 
-def recall_at(sim: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+def split_recall(sim: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
     """Text->image recall within a split: row i's own image is column i."""
     own = sim.diagonal().unsqueeze(1)
     rank = (sim > own).sum(dim=1)  # 0 = first
@@ -239,7 +202,7 @@ class LamModule(pl.LightningModule):
         every text), section accuracy and macro-F1."""
         h, image, logits, label = (torch.cat(parts) for parts in zip(*self._seen, strict=True))
         pred = logits.argmax(dim=-1)
-        metrics = recall_at(h @ image.T)
+        metrics = split_recall(h @ image.T)
         metrics["accuracy"] = (pred == label).float().mean().item()
         metrics["f1"] = macro_f1(pred, label)
         for name, value in metrics.items():
@@ -394,26 +357,6 @@ def fit(
     results = trainer.validate(module, datamodule=data, verbose=False)[0]
     results |= trainer.test(module, datamodule=data, verbose=False)[0]
     return {k: v for k, v in results.items() if k.split("/")[1] in METRICS}
-
-
-def save_lam(lam: LAM, out: Path) -> None:
-    """``lam.safetensors`` + ``lam.json``, swapped in whole."""
-    weights = {k: v.detach().cpu().contiguous() for k, v in lam.state_dict().items()}
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        save_file(weights, tmp / "lam.safetensors")
-        (tmp / "lam.json").write_text(json.dumps(asdict(lam.config), indent=2))
-
-
-def load_lam(folder: Path) -> LAM:
-    config = json.loads((folder / "lam.json").read_text())
-    lam = LAM(LamConfig(**{**config, "classes": tuple(config["classes"])}))
-    lam.load_state_dict(load_file(folder / "lam.safetensors"))
-    return lam.eval()
-
-
-def is_lam(folder: Path) -> bool:
-    return (folder / "lam.json").exists()
 
 
 def run(

@@ -223,7 +223,8 @@ class TrainParams(Section):
 
 
 class IndexParams(Section):
-    """The image index (newsimg/index.py): exact, or IVF-PQ re-ranked by exact dot products."""
+    """Building the image index (newsimg/index.py): exact, or IVF-PQ. Only build decisions live
+    here; how it is searched is the ``search`` section."""
 
     kind: Literal["auto", "exact", "ivfpq"] = "auto"
     # RAM the index may hold: exact in memory needs the float32 flat index (N x dim x 4 bytes);
@@ -231,13 +232,26 @@ class IndexParams(Section):
     memory_gb: Annotated[float, Field(gt=0)] = 64.0
     nlist: PositiveInt | None = None  # IVF lists; None: sqrt(N) as a power of two
     pq_subdim: PositiveInt = 4  # dimensions per 4-bit PQ code: dim / pq_subdim / 2 bytes/vector
-    nprobe: PositiveInt = 32  # IVF lists visited per query
     train_size: PositiveInt = 50_000  # vectors sampled to train the IVF centroids and the PQ
-    rerank: Annotated[int, Field(ge=0)] = 400  # candidates re-scored exactly; 0: none
-    block_rows: PositiveInt = 65_536  # rows per block of exact search and of adding
-    recall_queries: PositiveInt = 1000  # sampled text and image queries of metrics/index.json
-    recall_text: Literal["headline", "headline_lead"] = "headline_lead"  # articles' text column
-    seed: int = 0  # samples the training vectors and the recall queries
+    seed: int = 0  # samples the training vectors
+
+
+class SearchParams(Section):
+    """Search-time settings (newsimg/searcher.py), read where searching happens: changing them
+    re-runs retrieval and the recall measurement, never the index build."""
+
+    nprobe: PositiveInt = 32  # IVF lists visited per query
+    rerank: Annotated[int, Field(ge=0)] = 400  # IVF-PQ candidates re-scored exactly; 0: none
+    block_rows: PositiveInt = 65_536  # rows per block of streamed exact search
+
+
+class RecallParams(Section):
+    """The recall stage: the index's recall@k against exact search, in metrics/index.json."""
+
+    queries: PositiveInt = 1000  # sampled text and image queries
+    text: Literal["headline", "headline_lead"] = "headline_lead"  # articles' text column
+    k: PositiveInt = 10
+    seed: int = 0  # samples the queries
 
 
 class RetrieveParams(Section):
@@ -282,6 +296,8 @@ SECTIONS: dict[str, type[Section]] = {
     "embed": EmbedParams,
     "train": TrainParams,
     "index": IndexParams,
+    "search": SearchParams,
+    "recall": RecallParams,
     "retrieve": RetrieveParams,
     "score": ScoreParams,
     "report": ReportParams,

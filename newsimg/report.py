@@ -29,10 +29,11 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image, ImageOps
 
-from newsimg import atomic, shards
+from newsimg import atomic
 from newsimg.errors import InputError, NewsimgError
 from newsimg.metrics import SMALL_IDS, original_ranks, read_per_article
 from newsimg.params import ReportParams
+from newsimg.store import shards
 
 log = logging.getLogger(__name__)
 

@@ -42,11 +42,14 @@ def stage(
     inputs: Sequence[str] = (),
     outputs: Sequence[str] = (),
     options: Sequence[str] = (),
+    sections: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Callable[[Sequence[str] | None], int]]:
     """Wrap ``fn(params, **paths, **options)`` into a ``main(argv) -> int`` stage entry point.
 
     ``inputs`` and ``outputs`` become required ``--name PATH`` arguments (``Path``); inputs must
     exist. ``options`` become required ``--name VALUE`` strings. ``section=None`` reads no params.
+    ``sections``: further params sections the stage reads, passed as keyword arguments named
+    after them (``search=SearchParams(...)``).
     """
 
     def wrap(fn: Callable[..., Any]) -> Callable[[Sequence[str] | None], int]:
@@ -63,6 +66,8 @@ def stage(
             params_file = args.pop("params")
             try:
                 params = load_section(section, params_file) if section else None
+                for name in sections:
+                    args[name] = load_section(name, params_file)
                 for name in inputs:
                     if not args[name].exists():
                         raise InputError(f"input --{name} {args[name]} does not exist")

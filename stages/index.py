@@ -1,5 +1,5 @@
-"""index stage: the pool's embeddings -> the image index and its keys, plus metrics/index.json
-(recall@10 against exact search for the articles' texts and for the pool's images)."""
+"""index stage: the pool's embeddings -> the image index and its keys (build decisions only;
+how it is searched is the `search` section, its recall the recall stage)."""
 
 import sys
 from pathlib import Path
@@ -9,11 +9,9 @@ from newsimg.params import IndexParams
 from newsimg.stage import stage
 
 
-@stage("index", inputs=["embeddings", "articles", "model"], outputs=["out", "metrics"])
-def main(
-    params: IndexParams, embeddings: Path, articles: Path, model: Path, out: Path, metrics: Path
-) -> None:
-    index.run(params, embeddings, articles, model, out, metrics)
+@stage("index", inputs=["embeddings"], outputs=["out"])
+def main(params: IndexParams, embeddings: Path, out: Path) -> None:
+    index.build(params, embeddings=embeddings, out=out)
 
 
 if __name__ == "__main__":

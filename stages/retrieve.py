@@ -1,11 +1,12 @@
 """retrieve stage: one approach's top-k images for every article, and per article its predicted
-category (LAM only) and the similarity of its original and of seeded random negatives."""
+category (LAM only) and the similarity of its original and of seeded random negatives.
+``--encoder`` is the base ``--model`` folder itself or a LAM folder."""
 
 import sys
 from pathlib import Path
 
 from newsimg import retrieve
-from newsimg.params import RetrieveParams
+from newsimg.params import RetrieveParams, SearchParams
 from newsimg.stage import stage
 
 
@@ -14,6 +15,7 @@ from newsimg.stage import stage
     inputs=["articles", "model", "encoder", "index"],
     outputs=["out", "per_article"],
     options=["text"],
+    sections=["search"],
 )
 def main(
     params: RetrieveParams,
@@ -24,8 +26,19 @@ def main(
     out: Path,
     per_article: Path,
     text: str,
+    search: SearchParams,
 ) -> None:
-    retrieve.run(params, articles, text, model, encoder, index, out, per_article)
+    retrieve.run(
+        params,
+        search=search,
+        articles=articles,
+        text=text,
+        model=model,
+        encoder=encoder,
+        index=index,
+        out=out,
+        per_article_out=per_article,
+    )
 
 
 if __name__ == "__main__":

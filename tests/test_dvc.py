@@ -72,6 +72,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "embed@n24news",
         "train",
         "index",
+        "recall",
         "retrieve@headline",
         "retrieve@headline_lead",
         "retrieve@lam",

@@ -20,10 +20,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from newsimg import clip, embed, shards
+from newsimg import clip, embed
 from newsimg.errors import TooManyFailuresError
 from newsimg.params import EmbedParams
 from newsimg.sources import N24NEWS_FIELDS
+from newsimg.store import shards
 from tests.conftest import ROOT
 
 PARAMS = EmbedParams(batch_size=4, num_workers=0, accelerator="cpu", devices=1)

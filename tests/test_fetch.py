@@ -33,9 +33,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from newsimg import download, fetch, shards
+from newsimg import download, fetch
 from newsimg.errors import InputError, Rejected, TooManyFailuresError, WorkerDiedError
 from newsimg.params import FetchParams
+from newsimg.store import shards
 from tests.fetch_helpers import BucketServer, serving
 
 MAX_SIDE = 64

@@ -12,9 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from newsimg import index, retrieve
+from newsimg import index, recall, retrieve
 from newsimg.errors import ParamsError
-from newsimg.params import IndexParams, RetrieveParams, load_section
+from newsimg.params import IndexParams, RecallParams, RetrieveParams, SearchParams, load_section
+from newsimg.searcher import Searcher
+from newsimg.store.names import NEWSIMAGES
 from tests.conftest import ROOT
 
 
@@ -77,8 +79,9 @@ def tied(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, np
 @pytest.mark.parametrize("memory_gb", [1.0, 1e-9], ids=["in-memory", "streamed"])
 def test_exact_search_equals_brute_force(tied, tmp_path: Path, memory_gb: float) -> None:
     folder, x, queries = tied
-    params = IndexParams(kind="exact", memory_gb=memory_gb, block_rows=32)
-    images = index.build(params, folder, tmp_path / "index")
+    params = IndexParams(kind="exact", memory_gb=memory_gb)
+    index.build(params, embeddings=folder, out=tmp_path / "index")
+    images = index.load(tmp_path / "index", settings=SearchParams(block_rows=32))
     assert (images.flat is not None) == (memory_gb == 1.0)
     scores, rows = images.search(queries, 10)
     assert_top_k(scores, rows, queries @ x.T, 10)
@@ -90,10 +93,10 @@ def test_streamed_search_equals_in_memory(tmp_path: Path) -> None:
     x = unit_rows(rng.standard_normal((500, 32))).astype(np.float16)
     queries = unit_rows(rng.standard_normal((40, 32)))
     folder = write_units(tmp_path / "emb", x, [200, 199, 101])
-    memory = index.build(IndexParams(kind="exact"), folder, tmp_path / "a")
-    streamed = index.build(
-        IndexParams(kind="exact", memory_gb=1e-9, block_rows=64), folder, tmp_path / "b"
-    )
+    index.build(IndexParams(kind="exact"), embeddings=folder, out=tmp_path / "a")
+    index.build(IndexParams(kind="exact", memory_gb=1e-9), embeddings=folder, out=tmp_path / "b")
+    memory = index.load(tmp_path / "a")
+    streamed = index.load(tmp_path / "b", settings=SearchParams(block_rows=64))
     assert memory.flat is not None
     assert streamed.flat is None
     s1, r1 = memory.search(queries, 25)
@@ -104,6 +107,10 @@ def test_streamed_search_equals_in_memory(tmp_path: Path) -> None:
 
 def faiss_knn(queries: np.ndarray, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return faiss.knn(queries, block.astype(np.float32), k, metric=faiss.METRIC_INNER_PRODUCT)
+
+
+def exact(images: index.Index, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return np.einsum("qd,qkd->qk", queries, images.vectors.take(rows))
 
 
 def test_torch_kernel_equals_faiss(tied) -> None:
@@ -121,22 +128,21 @@ def test_ivfpq_recall_with_reranking(tmp_path: Path) -> None:
     text-like and image queries, and re-ranking never loses recall."""
     x, texts = clustered(20_000, 64, 100, seed=2)
     folder = write_units(tmp_path / "emb", x, [8000, 8000, 4000])
-    params = IndexParams(kind="ivfpq", nprobe=16, rerank=500, train_size=10_000)
-    images = index.build(params, folder, tmp_path / "index")
+    params = IndexParams(kind="ivfpq", train_size=10_000)
+    index.build(params, embeddings=folder, out=tmp_path / "index")
+    images = index.load(tmp_path / "index", settings=SearchParams(nprobe=16, rerank=500))
     assert images.plan.factory == "IVF128,PQ16x4fs"
     assert images.bytes_per_vector < 4 * 64 / 8  # well under 1/8 of the float32 flat index
     queries = {"text": texts, "image": x[::200] + 0}
     for name, q in queries.items():
         truth, _ = images.search_exact(q, 10)
         scores, found = images.search(q, 10)
-        reranked = index.recall_at(index.exact_scores(images, q, found), truth)
+        reranked = recall.ann_recall(exact(images, q, found), truth)
         assert reranked >= 0.95, name
         assert (np.diff(scores, axis=1) <= 0).all()
         assert scores[:, 0] == pytest.approx(truth[:, 0], abs=1e-5)  # exact dot products
-        images.params = params.model_copy(update={"rerank": 0})
-        found = images.search(q, 10)[1]
-        plain = index.recall_at(index.exact_scores(images, q, found), truth)
-        images.params = params
+        found = images.search(q, 10, rerank=0)[1]
+        plain = recall.ann_recall(exact(images, q, found), truth)
         assert reranked >= plain, name
 
 
@@ -165,7 +171,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[str
     emb = write_units(d / "emb", x, [150, 150])
     # make rows 0-3 the originals of the articles (source "newsimages")
     keys = pq.read_table(emb / "unit-000.keys.parquet").to_pydict()
-    keys["source"][:4] = [retrieve.ORIGINAL_SOURCE] * 4
+    keys["source"][:4] = [NEWSIMAGES] * 4
     pq.write_table(pa.table(keys), emb / "unit-000.keys.parquet")
     texts = ["a red kite over a field", "the election results", "a flooded street", "football"]
     articles = pa.table(
@@ -180,10 +186,17 @@ def pool(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[str
     return {"emb": emb, "articles": d / "articles.parquet", "model": tiny_model, "dir": d}
 
 
-def test_index_stage_measures_recall(pool: dict[str, Path]) -> None:
+def test_recall_stage_measures_recall(pool: dict[str, Path]) -> None:
     d = pool["dir"]
-    params = IndexParams(recall_queries=3)
-    index.run(params, pool["emb"], pool["articles"], pool["model"], d / "idx", d / "m.json")
+    index.build(IndexParams(), embeddings=pool["emb"], out=d / "idx")
+    recall.run(
+        RecallParams(queries=3),
+        search=SearchParams(),
+        index=d / "idx",
+        articles=pool["articles"],
+        model=pool["model"],
+        out=d / "m.json",
+    )
     metrics = json.loads((d / "m.json").read_text())
     assert metrics["kind"] == "exact"
     assert metrics["n"] == 300
@@ -195,15 +208,25 @@ def test_retrieve_ranks_top_k(pool: dict[str, Path]) -> None:
     """Exactly k rows per article, ranks 1..k, scores non-increasing and equal to the cosine
     similarity of the query with the image; per-article scores of originals and negatives."""
     d = pool["dir"]
-    images = index.build(IndexParams(), pool["emb"], d / "index")
+    index.build(IndexParams(), embeddings=pool["emb"], out=d / "index")
+    images = index.load(d / "index")
     params = RetrieveParams(k=7, negatives=5)
     out, extra = d / "res.parquet", d / "per_article.parquet"
     result = retrieve.run(
-        params, pool["articles"], "headline", pool["model"], pool["model"], d / "index", out, extra
+        params,
+        search=SearchParams(),
+        articles=pool["articles"],
+        text="headline",
+        model=pool["model"],
+        encoder=pool["model"],
+        index=d / "index",
+        out=out,
+        per_article_out=extra,
     ).to_pydict()
     assert pq.read_table(out).to_pydict() == result
     assert len(result["rank"]) == 4 * 7
-    queries = retrieve.TextEncoder(pool["model"]).encode(["a red kite over a field"])
+    searcher = Searcher(model=pool["model"], index=d / "index")
+    queries = searcher.encode_texts(["a red kite over a field"])
     for i, article in enumerate(["1", "2", "3", "4"]):
         rows = slice(7 * i, 7 * (i + 1))
         assert result["article_id"][rows] == [article] * 7
@@ -222,4 +245,4 @@ def test_retrieve_ranks_top_k(pool: dict[str, Path]) -> None:
 def test_recall_counts_ties_with_the_kth_as_hits() -> None:
     truth = np.array([[0.9, 0.8, 0.7], [0.5, 0.5, 0.5]], np.float32)
     found = np.array([[0.9, 0.7, 0.6], [0.5, 0.5, 0.5]], np.float32)  # a tie of the 3rd counts
-    assert index.recall_at(found, truth) == pytest.approx(5 / 6)
+    assert recall.ann_recall(found, truth) == pytest.approx(5 / 6)

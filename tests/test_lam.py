@@ -15,8 +15,9 @@ import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
 from newsimg import embed, lam, sample
+from newsimg.alignment import LAM, LamConfig, load_lam, save_lam
 from newsimg.clip import Clip
-from newsimg.lam import LAM, LamConfig, LamModule, lam_losses, macro_f1, recall_at, warmup_cosine
+from newsimg.lam import LamModule, lam_losses, macro_f1, split_recall, warmup_cosine
 from newsimg.params import RECIPES, EmbedParams, LossWeights, TrainParams, parse_section
 from tests.conftest import load_stage
 
@@ -106,10 +107,10 @@ def test_improved_losses_symmetric_normalised_teacher_given_temperature() -> Non
     assert math.isclose(got["kl"].item(), kl, rel_tol=1e-4)
 
 
-def test_recall_at() -> None:
-    assert recall_at(torch.eye(5)) == {"r@1": 1.0, "r@5": 1.0, "r@10": 1.0}
+def test_split_recall() -> None:
+    assert split_recall(torch.eye(5)) == {"r@1": 1.0, "r@5": 1.0, "r@10": 1.0}
     sim = torch.eye(4).roll(1, dims=1)  # every text prefers the next image
-    assert recall_at(sim, (1, 2)) == {"r@1": 0.0, "r@2": 1.0}
+    assert split_recall(sim, (1, 2)) == {"r@1": 0.0, "r@2": 1.0}
 
 
 def test_macro_f1_by_hand() -> None:
@@ -186,14 +187,14 @@ def test_it_learns_a_linear_alignment() -> None:
         torch.manual_seed(0)
         module = LamModule(LamConfig(width=width, dim=dim), params, torch.zeros(dim, width))
     with torch.no_grad():
-        before = recall_at(module.lam(hidden)[0] @ image.T)["r@1"]
+        before = split_recall(module.lam(hidden)[0] @ image.T)["r@1"]
     trainer = pl.Trainer(max_epochs=8, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)  # fmt: skip
     loader = DataLoader(data, batch_size=32, shuffle=True, generator=g)
     trainer.fit(module, loader)
     with torch.no_grad():
-        after = recall_at(module.lam(hidden)[0] @ image.T)["r@1"]
+        after = split_recall(module.lam(hidden)[0] @ image.T)["r@1"]
     assert before < 0.05
     assert after > 0.5
 
@@ -232,10 +233,10 @@ def test_training_leaves_the_tower_bit_identical_and_is_reproducible(
     first = lam.fit(params, module, features)
     second = lam.fit(params, lam.build_module(params, features.clip), features)
     assert first == second
-    lam.save_lam(module.lam, tmp_path / "lam")
+    save_lam(module.lam, tmp_path / "lam")
     hidden = features.splits["test"].tensors[0]
     with torch.no_grad():
-        reloaded, trained = lam.load_lam(tmp_path / "lam")(hidden), module.lam(hidden)
+        reloaded, trained = load_lam(tmp_path / "lam")(hidden), module.lam(hidden)
     for got, want in zip(reloaded, trained, strict=True):  # (h, logits)
         assert torch.equal(got, want)
     after = features.clip.model.state_dict()
@@ -259,8 +260,8 @@ def test_stage_learns_the_sample(n24news: dict[str, Path], tmp_path: Path) -> No
     start, best = float(curve[0].split()[1]), max(float(r.split()[1]) for r in curve)
     assert metrics["dev"]["r@10"] == best > start + 0.1
     assert (live / "plots/metrics/train/lr.tsv").exists()
-    saved = lam.load_lam(out)
-    assert lam.is_lam(out)
+    saved = load_lam(out)
+    assert sorted(p.name for p in out.iterdir()) == ["lam.json", "lam.safetensors"]
     assert saved.config.classes == lam.SECTIONS
     assert saved.config.renormalize
 

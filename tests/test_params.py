@@ -79,14 +79,8 @@ def test_stage_exits_2_on_missing_input(tmp_path: Path, capsys: pytest.CaptureFi
             str(ROOT / "params.yaml"),
             "--embeddings",
             str(tmp_path / "nope"),
-            "--articles",
-            str(tmp_path / "nope.parquet"),
-            "--model",
-            str(tmp_path / "nope"),
             "--out",
             str(out),
-            "--metrics",
-            str(tmp_path / "index.json"),
         ]
     )
     assert code == 2

@@ -61,12 +61,12 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         out=art / "models/lam",
         live=d / "dvclive",
     )
+    stage("index", embeddings=art / "embeddings/pool", out=art / "index")
     stage(
-        "index",
-        embeddings=art / "embeddings/pool",
+        "recall",
+        index=art / "index",
         articles=art / "articles.parquet",
         model=model,
-        out=art / "index",
         metrics=d / "metrics/index.json",
     )
     for name, text in APPROACHES.items():

@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from newsimg import report, shards
+from newsimg import report
 from newsimg.params import ReportParams
+from newsimg.store import shards
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 IDS = ["76", "238", "5", "6"]  # two of the SMALL set, two not

@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from newsimg import shards
-from newsimg.shards import Failure, ImageRow
+from newsimg.store import shards
+from newsimg.store.shards import Failure, ImageRow
 
 
 def _rows(source: str, n: int, start: int = 0) -> list[ImageRow]:

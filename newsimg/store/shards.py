@@ -10,16 +10,15 @@ Each file is written under a hidden temporary name in the same directory and mov
 with ``os.replace``; the image parquet is moved LAST, so its presence means the shard is complete.
 Everything here reads only complete shards: a killed run leaves at most temporary files (ignored,
 and removed by :func:`remove_temp_files`) and side files of an unfinished shard (ignored).
+Temporary names, fsync and the renames are :mod:`newsimg.store.commit`'s, as for every artifact.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,10 +28,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from newsimg.store import commit
+
 SCHEMA = pa.schema(
     [
         pa.field("key", pa.string(), nullable=False),  # YFCC hash or NewsImages image_id
-        pa.field("source", pa.string(), nullable=False),  # "yfcc" or "newsimages"
+        pa.field("source", pa.string(), nullable=False),  # YFCC or NEWSIMAGES (store.names)
         pa.field("photo_id", pa.int64()),  # YFCC photo id; null for newsimages / hash-only lists
         pa.field("jpeg", pa.binary(), nullable=False),  # the stored RGB JPEG
         pa.field("width", pa.int32(), nullable=False),  # original size, before resizing
@@ -51,7 +52,6 @@ ROW_GROUP_SIZE = 1_000  # small enough to stream a 10k-image shard, big enough t
 METADATA_PREFIX = "newsimg."  # key prefix of our entries in the parquet footer
 
 _SHARD = re.compile(r"^(?P<source>[A-Za-z0-9_]+)-(?P<index>\d{5,})\.parquet$")
-_TMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True)
@@ -127,9 +127,9 @@ def write_shard(
     final = shard_path(directory, source, index)
     start = time.perf_counter()
     images = _image_table(rows, metadata or {})
-    tmp_images = _tmp_name(final)
+    tmp_images = commit.temp_name(final)
     _write_parquet(images, tmp_images)
-    tmp_failures = _tmp_name(failures_path(final))
+    tmp_failures = commit.temp_name(failures_path(final))
     _write_parquet(_failure_table(failures), tmp_failures)
     status = Counter({"ok": len(rows)})
     status.update(status_of(f.reason) for f in failures)
@@ -145,13 +145,12 @@ def write_shard(
         "durations": {**(durations or {}), "write_s": time.perf_counter() - start},
         "metadata": dict(metadata or {}),
     }
-    tmp_stats = _tmp_name(stats_path(final))
-    _write_bytes(tmp_stats, json.dumps(stats, indent=1).encode())
+    tmp_stats = commit.temp_name(stats_path(final))
+    tmp_stats.write_bytes(json.dumps(stats, indent=1).encode())
     # The image parquet goes last: its presence is what marks the shard complete.
-    os.replace(tmp_stats, stats_path(final))
-    os.replace(tmp_failures, failures_path(final))
-    os.replace(tmp_images, final)
-    _fsync_dir(directory)
+    commit.replace(tmp_stats, stats_path(final))
+    commit.replace(tmp_failures, failures_path(final))
+    commit.replace(tmp_images, final)
     return stats
 
 
@@ -273,20 +272,9 @@ def remove_temp_files(directory: Path, source: str | None = None, index: int | N
     With ``source`` and ``index``, only that shard's temporary files: ranks running side by side
     own disjoint shards, so each cleans only its own and never a file another rank is writing.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        return 0
-    # ".{stem}." or ".{stem}_": the separator keeps shard 10000 from matching shard 100000.
     if source is not None and index is not None:
-        prefixes: tuple[str, ...] = tuple(f".{shard_name(source, index)}{c}" for c in "._")
-    else:
-        prefixes = (".",)
-    removed = 0
-    for path in directory.iterdir():
-        if path.name.startswith(prefixes) and path.name.endswith(_TMP_SUFFIX):
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
+        return commit.remove_temps(directory, shard_name(source, index))
+    return commit.remove_temps(directory)
 
 
 def _image_table(rows: Sequence[ImageRow], metadata: Mapping[str, str]) -> pa.Table:
@@ -325,34 +313,6 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
             # min/max of JPEG blobs are useless and only bloat the footer.
             write_statistics=[n for n in table.schema.names if n != "jpeg"],
         )
-        f.flush()
-        os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _tmp_name(final: Path) -> Path:
-    # Hidden, unique per writer, and never matching a shard name: a leftover is never listed.
-    return final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{_TMP_SUFFIX}")
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the renames durable; not every platform lets a directory be opened, hence best effort.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _empty_totals() -> dict[str, Any]:

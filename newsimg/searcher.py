@@ -1,0 +1,191 @@
+"""The searcher: a model folder, an optional LAM and an index, loaded once, answering many queries.
+
+retrieve, the recall stage, ``newsimg search`` and the service all search through
+:class:`Searcher`. Nothing on this path imports Lightning or DVC (a test checks it in a fresh
+interpreter), so it starts in about a second plus the model load.
+
+Text queries go through the base model's text tower, then either its own projection or the LAM;
+image queries through the base model's image tower; both come back as L2-normalised float32 rows
+that :meth:`Searcher.search` ranks against the pool. Search-time settings (``nprobe``,
+``rerank``) default to the ``search`` params section given at construction and may be set per
+call. One Searcher may serve many threads at once: encoding and searching are read-only, FAISS
+settings go per call, and the one lazily built table (:meth:`Searcher.row_of`) is built under a
+lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from newsimg.errors import InputError
+from newsimg.params import SearchParams
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked image: ``rank`` 1 is the best; ``row`` is its row in the index."""
+
+    rank: int
+    key: str
+    source: str
+    score: float
+    row: int
+
+
+class Searcher:
+    """Loads the base CLIP folder ``model``, the LAM folder ``lam`` (optional) and the index
+    folder ``index`` once; ``embeddings`` overrides the embeddings folder the index recorded.
+
+    ``settings``: the search-time defaults (the ``search`` params section; default: its
+    defaults). ``device``: where the text and image towers run (default: CUDA when present).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: Path,
+        index: Path,
+        lam: Path | None = None,
+        embeddings: Path | None = None,
+        device: str | torch.device | None = None,
+        settings: SearchParams | None = None,
+    ) -> None:
+        from newsimg import index as image_index
+        from newsimg.clip import Clip, resolve_device
+
+        self.settings = settings or SearchParams()
+        self.index = image_index.load(Path(index), settings=self.settings, embeddings=embeddings)
+        self.clip = Clip(Path(model), device=resolve_device() if device is None else device)
+        if self.clip.dim != self.index.plan.dim:
+            raise InputError(
+                f"{model} embeds in {self.clip.dim} dimensions, the index {index} holds "
+                f"{self.index.plan.dim}: not the model the pool was embedded with"
+            )
+        self.lam = None
+        if lam is not None:
+            from newsimg.alignment import load_lam
+
+            self.lam = load_lam(Path(lam)).to(self.clip.device)
+            width = self.clip.model.config.text_config.hidden_size
+            if (self.lam.config.width, self.lam.config.dim) != (width, self.clip.dim):
+                raise InputError(
+                    f"the LAM {lam} maps {self.lam.config.width} -> {self.lam.config.dim}, the "
+                    f"model {model} needs {width} -> {self.clip.dim}"
+                )
+        self.keys: pa.Table = self.index.keys  # (key, source); row i is vector i
+        self._row_of: dict[str, int] | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------- the pool
+
+    @property
+    def ntotal(self) -> int:
+        return self.index.ntotal
+
+    @property
+    def dim(self) -> int:
+        return self.index.plan.dim
+
+    @property
+    def has_lam(self) -> bool:
+        return self.lam is not None
+
+    def row_of(self, key: str) -> int | None:
+        """The index row of image ``key`` (its first row if it is stored twice), or None.
+        The table is built on first use (one pass over the keys), then each lookup is O(1)."""
+        if self._row_of is None:
+            with self._lock:
+                if self._row_of is None:
+                    table: dict[str, int] = {}
+                    for row, k in enumerate(self.keys["key"].to_pylist()):
+                        table.setdefault(k, row)
+                    self._row_of = table
+        return self._row_of.get(key)
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored pool embeddings of ``rows`` (any shape) as float32 (..., dim)."""
+        return self.index.vectors.take(np.asarray(rows, dtype=np.int64))
+
+    # ------------------------------------------------------------------------------- encoding
+
+    def encode_texts(
+        self, texts: Sequence[str], *, lam: bool = False, batch_size: int = 64
+    ) -> np.ndarray:
+        """Query vectors (n, dim), float32 unit rows: the base model's, or with ``lam`` the
+        LAM's (an error when none was loaded)."""
+        return self.encode_texts_with_categories(texts, lam=lam, batch_size=batch_size)[0]
+
+    def encode_texts_with_categories(
+        self, texts: Sequence[str], *, lam: bool = False, batch_size: int = 64
+    ) -> tuple[np.ndarray, list[str | None]]:
+        """:meth:`encode_texts` and, with ``lam``, the LAM head's predicted section per text
+        (None per text without)."""
+        import torch
+
+        from newsimg.clip import l2_normalize
+
+        if lam and self.lam is None:
+            raise InputError("LAM encoding asked for, but this searcher was loaded without a LAM")
+        texts = list(texts)
+        hidden = self.clip.text_hidden(texts, batch_size)
+        if not lam:
+            return l2_normalize(self.clip.project_text(hidden)), [None] * len(texts)
+        with torch.inference_mode():
+            h, logits = self.lam(torch.from_numpy(hidden).to(self.clip.device))
+        classes = self.lam.config.classes
+        categories = [classes[i] for i in logits.argmax(dim=-1).tolist()]
+        return l2_normalize(h.float().cpu().numpy()), categories
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
+        """Image query vectors (n, dim) from the base model's image tower, float32 unit rows."""
+        return self.clip.encode_images(list(images), batch_size)
+
+    # ------------------------------------------------------------------------------ searching
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        nprobe: int | None = None,
+        rerank: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``k`` (at most :attr:`ntotal`) per query row: (scores float32 (n, k), rows
+        int64 (n, k)), by score descending then row. ``nprobe``/``rerank``: this call's IVF-PQ
+        settings (default: :attr:`settings`); exact indexes ignore them."""
+        queries = np.asarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise InputError(f"queries of shape {queries.shape}: expected (n, {self.dim})")
+        if k < 1:
+            raise InputError(f"k = {k}: at least 1 result per query")
+        return self.index.search(queries, k, nprobe=nprobe, rerank=rerank)
+
+    def hits(self, scores: np.ndarray, rows: np.ndarray, offset: int = 0) -> list[list[Hit]]:
+        """Per query, :class:`Hit` records of :meth:`search`'s output; ranks start at
+        ``offset + 1`` (a page of results further down)."""
+        out = []
+        for row_scores, row_ids in zip(scores, rows, strict=True):
+            found = self.keys.take(pa.array(row_ids, pa.int64())).to_pydict()
+            out.append(
+                [
+                    Hit(offset + j + 1, key, source, float(score), int(row))
+                    for j, (key, source, score, row) in enumerate(
+                        zip(found["key"], found["source"], row_scores, row_ids, strict=True)
+                    )
+                ]
+            )
+        return out
