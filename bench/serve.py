@@ -196,7 +196,7 @@ def synthetic_root(tmp: Path, n: int, seed: int) -> Path:
         )
         pq.write_table(keys, emb / f"syn-{u:05d}.keys.parquet")
         np.save(emb / f"syn-{u:05d}.npy", x.astype(np.float16))
-    index.build(IndexParams(kind="ivfpq"), emb, tmp / "index")
+    index.build(IndexParams(kind="ivfpq"), embeddings=emb, out=tmp / "index")
     (tmp / "shards").mkdir()
     return tmp
 
@@ -212,10 +212,10 @@ def synthetic_desk(tmp: Path):
         approaches={"headline_lead": Approach("headline_lead", "headline_lead", tmp / "model",
                                               tmp / "results.parquet")},
     )  # fmt: skip
-    sections = {s: load_section(s, ROOT / "params.yaml") for s in ("serve", "leads", "fetch")}
-    report = load_section("report", ROOT / "params.yaml")
+    names = ("serve", "leads", "fetch", "report", "search")
+    sections = {s: load_section(s, ROOT / "params.yaml") for s in names}
     serve = sections["serve"].model_copy(update={"approach": "headline_lead"})
-    return Desk(art, serve, sections["leads"], sections["fetch"], report)
+    return Desk(art, serve, *(sections[s] for s in names[1:]))
 
 
 def serve_synthetic(tmp: Path, port: int) -> None:

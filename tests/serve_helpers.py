@@ -75,14 +75,7 @@ def build_pipeline(d: Path) -> Path:
         out=art / "models/lam",
         live=d / "dvclive",
     )
-    stage(
-        "index",
-        embeddings=art / "embeddings/pool",
-        articles=art / "articles.parquet",
-        model=model,
-        out=art / "index",
-        metrics=d / "metrics/index.json",
-    )
+    stage("index", embeddings=art / "embeddings/pool", out=art / "index")
     for name, text in APPROACHES.items():
         encoder = art / "models/lam" if name == "lam" else model
         stage(

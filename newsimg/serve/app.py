@@ -437,7 +437,7 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
             row = desk.lookup.row_of(item.key)
             if row is None:
                 raise NotFound(f"items.{i}.key", f"no image with key {item.key!r} in the index")
-            hit = Hit(item.rank or i + 1, row, item.key, desk.sources[row].as_py(), item.score)
+            hit = Hit(item.rank or i + 1, row, item.key, desk.sources[row].as_py(), 0.0)
             r = result(hit)
             rows.append(
                 {
@@ -566,7 +566,8 @@ def load_desk(root: Any = ".", params_path: Any = "params.yaml") -> Desk:
     params_path = Path(params_path)
     if not params_path.is_absolute() and not params_path.exists():
         params_path = root / params_path
-    sections = {n: load_section(n, params_path) for n in ("serve", "leads", "fetch", "report")}
+    names = ("serve", "leads", "fetch", "report", "search")
+    sections = {n: load_section(n, params_path) for n in names}
     try:
         return Desk(
             from_dvc(root),
@@ -574,6 +575,7 @@ def load_desk(root: Any = ".", params_path: Any = "params.yaml") -> Desk:
             sections["leads"],
             sections["fetch"],
             sections["report"],
+            sections["search"],
         )
     except InputError:
         raise

@@ -28,7 +28,7 @@ from PIL import Image
 
 from newsimg import dedup, images, leads
 from newsimg.errors import InputError, Rejected
-from newsimg.params import FetchParams, LeadsParams, ReportParams, ServeParams
+from newsimg.params import FetchParams, LeadsParams, ReportParams, SearchParams, ServeParams
 from newsimg.serve.paths import Artifacts
 
 log = logging.getLogger(__name__)
@@ -193,10 +193,9 @@ class Desk:
         leads_params: LeadsParams,
         fetch_params: FetchParams,
         report_params: ReportParams,
+        search_params: SearchParams,
     ) -> None:
-        from newsimg import index as image_index
-        from newsimg.clip import Clip, resolve_device
-        from newsimg.lam import is_lam, load_lam
+        from newsimg.searcher import Searcher
 
         t0 = time.perf_counter()
         missing = artifacts.missing()
@@ -209,14 +208,21 @@ class Desk:
         self.leads_params = leads_params
         self.fetch_params = fetch_params
         self.report_params = report_params
-        self.clip = Clip(artifacts.model, device=resolve_device())
-        self.lams = {}
-        for name, a in artifacts.approaches.items():
-            if a.uses_lam(artifacts.model):
-                if not is_lam(a.encoder):
-                    raise InputError(f"approach {name}: {a.encoder} is not a LAM folder")
-                self.lams[name] = load_lam(a.encoder)
-        self.index = image_index.load(artifacts.index)
+        lams = {a.encoder for a in artifacts.approaches.values() if a.uses_lam(artifacts.model)}
+        if len(lams) > 1:
+            raise InputError(
+                f"approaches use {len(lams)} different LAMs ({sorted(lams)}): one only"
+            )
+        self.searcher = Searcher(
+            model=artifacts.model,
+            index=artifacts.index,
+            lam=lams.pop() if lams else None,
+            settings=search_params,
+        )
+        self.lam_approaches = {
+            n for n, a in artifacts.approaches.items() if a.uses_lam(artifacts.model)
+        }
+        self.index = self.searcher.index
         self.keys = self.index.keys["key"].combine_chunks()
         self.sources = self.index.keys["source"].combine_chunks()
         self.lookup = KeyLookup(self.keys)
@@ -255,18 +261,8 @@ class Desk:
 
     def encode_texts(self, texts: list[str], approach: str) -> np.ndarray:
         """Query vectors as the retrieve stage makes them for ``approach``."""
-        import torch
-
-        from newsimg.clip import l2_normalize
-
         self.check_approach(approach)
-        hidden = self.clip.text_hidden(texts)
-        lam = self.lams.get(approach)
-        if lam is None:
-            return l2_normalize(self.clip.project_text(hidden))
-        with torch.no_grad():
-            h, _ = lam(torch.from_numpy(hidden))
-        return l2_normalize(h.numpy())
+        return self.searcher.encode_texts(texts, lam=approach in self.lam_approaches)
 
     def approach_text(self, approach: str, headline: str, lead: str) -> str:
         """The text an approach searches by for an article, as the leads stage writes it (a
@@ -284,8 +280,7 @@ class Desk:
         return row
 
     def key_vector(self, key: str) -> np.ndarray:
-        row = self.row_of(key)
-        return self.index.vectors.take(np.array([row]))
+        return self.searcher.vectors(np.array([self.row_of(key)]))
 
     def check_upload(self, data: bytes) -> Image.Image:
         """An uploaded photo, checked as fetch checks a downloaded one (format, size,
@@ -317,7 +312,7 @@ class Desk:
         return Image.open(io.BytesIO(jpeg)).convert("RGB")
 
     def encode_image(self, image: Image.Image) -> np.ndarray:
-        return self.clip.encode_images([image])
+        return self.searcher.encode_images([image])
 
     # --- vectors -> answers ---------------------------------------------------------------
 
@@ -340,7 +335,7 @@ class Desk:
         n = min(cap, want)
         t0 = time.perf_counter()
         while True:
-            scores, rows = self.index.search(query, n)
+            scores, rows = self.searcher.search(query, n)
             hits = self._filter(scores[0], rows[0], min_score, include_originals)
             groups = self._fold(hits) if dedup_on else hits
             exhausted = n >= cap or (
@@ -378,7 +373,7 @@ class Desk:
     def _fold(self, hits: list[Hit]) -> list[Hit]:
         if not hits:
             return []
-        vectors = self.index.vectors.take(np.array([h.row for h in hits]))
+        vectors = self.searcher.vectors(np.array([h.row for h in hits]))
         groups = dedup.fold(vectors, self.params.dedup_threshold)
         out = []
         for g in groups:
