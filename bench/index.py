@@ -28,7 +28,8 @@ import torch
 from timing import best_rate
 
 from newsimg import index
-from newsimg.params import IndexParams
+from newsimg.params import IndexParams, SearchParams
+from newsimg.recall import ann_recall
 
 GAP_NORM = 1.0  # norm of the text offset relative to a unit centre
 
@@ -71,12 +72,12 @@ def matmul_gflops(dim: int, nq: int, rows: int, repeats: int = 3) -> float:
 
 
 def timed_search(
-    images: index.Index, qs: dict[str, np.ndarray], k: int
+    images: index.Index, qs: dict[str, np.ndarray], k: int, rerank: int | None = None
 ) -> tuple[dict, dict, float]:
     """Scores and rows per query kind, and queries/s, searching all queries at once as
     retrieve does."""
     t0 = time.perf_counter()
-    scores, rows = images.search(np.concatenate(list(qs.values())), k)
+    scores, rows = images.search(np.concatenate(list(qs.values())), k, rerank=rerank)
     qps = len(rows) / (time.perf_counter() - t0)
     split = len(qs)
     return (
@@ -96,8 +97,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500, help="per kind: text and image")
     parser.add_argument("--unit", type=int, default=100_000, help="vectors per embeddings unit")
     parser.add_argument("--budget", type=float, default=8, help="memory_gb = flat size / this")
-    parser.add_argument("--nprobe", type=int, default=IndexParams().nprobe)
-    parser.add_argument("--rerank", type=int, default=IndexParams().rerank)
+    parser.add_argument("--nprobe", type=int, default=SearchParams().nprobe)
+    parser.add_argument("--rerank", type=int, default=SearchParams().rerank)
     parser.add_argument("--train-size", type=int, default=IndexParams().train_size)
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
@@ -113,32 +114,35 @@ def main() -> None:
         print(f"generated {args.n} x {args.dim} in {time.perf_counter() - t0:.0f} s")
         flat_gb = index.flat_bytes(args.n, args.dim) / index.GB
         budget = flat_gb / args.budget
-        common = {"memory_gb": budget, "nprobe": args.nprobe, "rerank": args.rerank}
-        common["train_size"] = args.train_size
+        common = {"memory_gb": budget, "train_size": args.train_size}
+        settings = SearchParams(nprobe=args.nprobe, rerank=args.rerank)
         runs = {}
         for name, kind in (("exact (streamed)", "exact"), ("auto", "auto")):
             t0 = time.perf_counter()
-            images = index.build(IndexParams(kind=kind, **common), emb, Path(tmp) / kind)
+            out = Path(tmp) / kind
+            index.build(IndexParams(kind=kind, **common), embeddings=emb, out=out)
+            images = index.load(out, settings=settings)
             build_s = time.perf_counter() - t0
             scores, rows, qps = timed_search(images, qs, args.k)
             runs[name] = {"images": images, "scores": scores, "rows": rows, "qps": qps}
             runs[name]["build_s"] = build_s
         exact, approx = runs["exact (streamed)"], runs["auto"]
-        approx["images"].params = approx["images"].params.model_copy(update={"rerank": 0})
-        _, rows, qps = timed_search(approx["images"], qs, args.k)
+        _, rows, qps = timed_search(approx["images"], qs, args.k, rerank=0)
         runs["auto, no re-ranking"] = {"images": approx["images"], "rows": rows, "qps": qps}
         runs["auto, no re-ranking"]["build_s"] = approx["build_s"]
         recalls = {
             name: {
-                kind: index.recall_at(
-                    index.exact_scores(run["images"], qs[kind], run["rows"][kind]),
+                kind: ann_recall(
+                    np.einsum(
+                        "qd,qkd->qk", qs[kind], run["images"].vectors.take(run["rows"][kind])
+                    ),
                     exact["scores"][kind],
                 )
                 for kind in qs
             }
             for name, run in runs.items()
         }
-        gflops = matmul_gflops(args.dim, 2 * args.queries, IndexParams().block_rows)
+        gflops = matmul_gflops(args.dim, 2 * args.queries, SearchParams().block_rows)
 
     exact_gflops = 2 * args.dim * args.n * exact["qps"] / 1e9
     print(f"\nplan of auto: {approx['images'].plan.factory}: {approx['images'].plan.reason}")

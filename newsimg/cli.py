@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from newsimg.errors import NewsimgError
-from newsimg.stage import setup_logging
+from newsimg.logs import setup_logging
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -62,16 +62,30 @@ def _search(args: argparse.Namespace) -> int:
     import logging
     import time
 
-    from newsimg.params import load_section
+    from newsimg.params import RetrieveParams, load_section
     from newsimg.searcher import Searcher
 
     t0 = time.perf_counter()
     settings = load_section("search", args.params)
-    searcher = Searcher(model=args.model, index=args.index, lam=args.lam, settings=settings)
+    if args.licences is None:
+        licences = load_section("retrieve", args.params).licences  # type: ignore[attr-defined]
+    else:
+        licences = None if args.licences == "all" else args.licences.split(",")
+        licences = RetrieveParams(licences=licences).licences  # validated: names a bad code
+    searcher = Searcher(
+        model=args.model,
+        index=args.index,
+        lam=args.lam,
+        settings=settings,
+        metadata=args.metadata,
+    )
+    allowed = searcher.allowed(licences)
     t1 = time.perf_counter()
     queries = searcher.encode_texts(args.text, lam=args.lam is not None)
     t2 = time.perf_counter()
-    scores, rows = searcher.search(queries, args.k, nprobe=args.nprobe, rerank=args.rerank)
+    scores, rows = searcher.search(
+        queries, args.k, nprobe=args.nprobe, rerank=args.rerank, allowed=allowed
+    )
     t3 = time.perf_counter()
     logging.getLogger("newsimg.search").info(
         "loaded in %.0f ms; %d text(s) encoded in %.0f ms, searched in %.0f ms (%s index of %d)",
@@ -84,8 +98,13 @@ def _search(args: argparse.Namespace) -> int:
     )
     for text, hits in zip(args.text, searcher.hits(scores, rows), strict=True):
         print(text)
+        credits = searcher.credits(hits)
         for hit in hits:
-            print(f"{hit.rank:>4}  {hit.score:.4f}  {hit.source:<10}  {hit.key}")
+            c = credits[hit.key]
+            print(f"{hit.rank:>4}  {hit.score:.4f}  {hit.source:<10}  {hit.key}  {c.credit}")
+            links = [f'"{c.title}"' if c.title else "", c.licence_link or "", c.page_url or ""]
+            if any(links):
+                print(f"{'':>24}{'  '.join(x for x in links if x)}")
     return 0
 
 
@@ -152,6 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--nprobe", type=int, default=None, help="default: search.nprobe")
     p.add_argument("--rerank", type=int, default=None, help="default: search.rerank")
+    p.add_argument(
+        "--metadata", type=Path, default=Path("artifacts/metadata"), help="licences and credits"
+    )
+    p.add_argument(
+        "--licences",
+        default=None,
+        help="codes that may be returned, comma-separated (by,by-sa), or all; "
+        "default: retrieve.licences",
+    )
     p.set_defaults(run=_search)
 
     p = commands.add_parser(

@@ -20,8 +20,11 @@ import torch
 from PIL import Image
 from transformers import CLIPConfig, CLIPModel
 
+from newsimg.logs import quiet_transformers
 from newsimg.params import ModelParams
 from newsimg.store.commit import atomic_path
+
+quiet_transformers()  # no "Loading weights" bar per model load
 
 CONTEXT_LENGTH = 248  # Long-CLIP's text positions (CLIP has 77)
 SOT, EOT = 49406, 49407

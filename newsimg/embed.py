@@ -39,6 +39,7 @@ from tqdm import tqdm
 from newsimg import sources
 from newsimg.clip import MEAN, STD, Clip, decode_uint8
 from newsimg.errors import InputError, ParamsError, TooManyFailuresError
+from newsimg.logs import quiet_lightning
 from newsimg.params import EmbedParams
 from newsimg.store import shards
 from newsimg.store import units as unit_store
@@ -49,6 +50,7 @@ from newsimg.store.units import SUMMARY, done_units, load_embeddings
 __all__ = ["done_units", "load_embeddings", "run"]  # the unit format: newsimg.store.units
 
 log = logging.getLogger(__name__)
+quiet_lightning()
 
 FORMATS = ("shards", "n24news")  # embed --format: fetch shards, or the N24News image folder
 PRECISION = {"float32": "32-true", "bfloat16": "bf16-mixed", "float16": "16-mixed"}

@@ -55,9 +55,10 @@ from tqdm import tqdm
 from newsimg.download import FileSystemReader, Reader, open_source, read_bytes
 from newsimg.errors import InputError, Rejected, TooManyFailuresError, WorkerDiedError
 from newsimg.images import ignore_bomb_warnings, normalise, quiet_bomb_warnings
+from newsimg.logs import setup_logging
+from newsimg.metadata.build import read_videos as read_video_list
 from newsimg.params import FetchParams
 from newsimg.sources import read_yfcc_manifest
-from newsimg.stage import setup_logging
 from newsimg.store import shards
 from newsimg.store.shards import Failure, ImageRow
 
@@ -121,9 +122,11 @@ def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dic
         raise InputError(f"NewsImages folder {newsimages} does not exist")
     rank, world = rank_world()
     _, root = open_source(params)  # a malformed source fails here, before any process starts
+    videos = read_videos(params)
+    skipped = Counter[str]()  # videos left out of the YFCC items, counted as they stream by
     sources = {
         NEWSIMAGES: newsimages_items(newsimages),
-        YFCC: yfcc_items(manifest, root, params.limit),
+        YFCC: yfcc_items(manifest, root, params.limit, videos, skipped),
     }
     out.mkdir(parents=True, exist_ok=True)
     # The bar's total is this rank's items, counted once by streaming (seconds for the full
@@ -155,7 +158,7 @@ def run(params: FetchParams, manifest: Path, newsimages: Path, out: Path) -> dic
             tally.add(stats)
             log.info("%s", shard_line(stats))
         tally.given_up = executor.given_up
-    summary = tally.summary()
+    summary = {**tally.summary(), "videos_skipped": skipped["video"]}
     log.info("%s", summary_line(summary))
     log.info("fetch summary: %s", json.dumps(summary))
     if tally.given_up:
@@ -196,13 +199,38 @@ def rank_world(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
     return 0, 1
 
 
-def yfcc_items(manifest: Path, root: str, limit: int | None = None) -> Iterator[Item]:
-    """Stream the manifest as items under ``root``; ``limit`` keeps the first rows."""
+def yfcc_items(
+    manifest: Path,
+    root: str,
+    limit: int | None = None,
+    videos: frozenset[int] = frozenset(),
+    skipped: Counter[str] | None = None,
+) -> Iterator[Item]:
+    """Stream the manifest as items under ``root``; ``limit`` keeps the first rows.
+
+    Rows whose photo id is in ``videos`` are left out (never fetched) and counted in
+    ``skipped["video"]``; the metadata stage cuts its shards the same way.
+    """
     rows = read_yfcc_manifest(manifest)
     if limit is not None:
         rows = islice(rows, limit)
     for row in rows:
+        if row.photo_id in videos:
+            if skipped is not None:
+                skipped["video"] += 1
+            continue
         yield Item(key=row.hash, source=YFCC, photo_id=row.photo_id, path=f"{root}/{row.key}")
+
+
+def read_videos(params: FetchParams) -> frozenset[int]:
+    """The photo ids never to fetch: ``params.videos`` when ``params.skip_videos``, else none."""
+    if params.videos is None or not params.skip_videos:
+        return frozenset()
+    if not Path(params.videos).is_file():
+        raise InputError(
+            f"fetch.videos {params.videos} does not exist (the metadata stage writes it)"
+        )
+    return read_video_list(Path(params.videos))
 
 
 def newsimages_items(folder: Path) -> Iterator[Item]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -184,6 +185,31 @@ def blocked_search(
     return best
 
 
+def filtered_search(
+    queries: np.ndarray,
+    blocks: Iterator[tuple[int, np.ndarray]],
+    allowed: np.ndarray,
+    k: int,
+    knn: Knn,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`blocked_search` over the ``allowed`` rows of each block only."""
+
+    def kept() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start, block in blocks:
+            rows = np.flatnonzero(allowed[start : start + len(block)])
+            if len(rows):
+                yield rows + start, np.asarray(block[rows])
+
+    nq = len(queries)
+    best = np.full((nq, 0), -np.inf, np.float32), np.zeros((nq, 0), np.int64)
+    for row_ids, block in kept():
+        scores, rows = knn(queries, block, min(k, len(block)))
+        merged_scores = np.concatenate([best[0], scores], axis=1)
+        merged_rows = np.concatenate([best[1], row_ids[rows]], axis=1)
+        best = sort_results(merged_scores, merged_rows, k)
+    return best
+
+
 class Index:
     """A built index: ``search(queries, k) -> (scores, rows)``, rows into ``keys``.
 
@@ -236,41 +262,79 @@ class Index:
         *,
         nprobe: int | None = None,
         rerank: int | None = None,
+        allowed: np.ndarray | None = None,
+        stats: Counter[str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (at most the pool size) rows per query: (scores float32, rows int64), by
         score descending then row. ``nprobe``/``rerank``: this call's IVF-PQ settings (default:
-        ``settings``); exact indexes ignore them."""
+        ``settings``); exact indexes ignore them.
+
+        ``allowed`` (bool per row, a licence policy): only those rows are returned, still ``k``
+        of them (at most as many as are allowed). Exact search filters inside the search; IVF-PQ
+        scans only allowed ids of the lists it probes and, for a query whose lists hold fewer
+        than ``k`` allowed vectors, doubles ``nprobe`` until they do: ``stats["widened"]``
+        counts those queries, ``stats["widen_rounds"]`` the extra searches.
+        """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if allowed is not None:
+            allowed = np.asarray(allowed, dtype=bool)
+            if allowed.shape != (self.ntotal,):
+                raise InputError(f"allowed has shape {allowed.shape}, the pool {self.ntotal} rows")
+            k = min(k, int(allowed.sum()))
+            if k == 0:
+                return np.zeros((len(queries), 0), np.float32), np.zeros(
+                    (len(queries), 0), np.int64
+                )
         k = min(k, self.ntotal)
         if self.ann is not None:
             nprobe = self.settings.nprobe if nprobe is None else nprobe
             rerank = self.settings.rerank if rerank is None else rerank
+            if allowed is not None:
+                return self._search_ann_allowed(queries, k, nprobe, rerank, allowed, stats)
             return self._search_ann(queries, k, nprobe, rerank)
         if self.flat is not None:
-            scores, rows = self.flat.search(queries, k)
+            params = None
+            if allowed is not None:
+                bitmap = np.packbits(allowed, bitorder="little")  # referenced by the selector
+                selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+                params = faiss.SearchParameters(sel=selector)
+            scores, rows = self.flat.search(queries, k, params=params)
             return sort_results(scores, rows, k)
-        return self.search_exact(queries, k)
+        return self.search_exact(queries, k, allowed=allowed)
 
-    def search_exact(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Brute force over the memory-mapped embeddings, whatever the index kind."""
+    def search_exact(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Brute force over the memory-mapped embeddings, whatever the index kind; with
+        ``allowed``, over the allowed rows only."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         block = self.settings.block_rows
         rows = max(1, min(block, SCORE_BUDGET // (4 * max(1, len(queries)))))
-        return blocked_search(queries, self.vectors.blocks(rows), min(k, self.ntotal), self.knn)
+        blocks = self.vectors.blocks(rows)
+        if allowed is None:
+            return blocked_search(queries, blocks, min(k, self.ntotal), self.knn)
+        return filtered_search(queries, blocks, allowed, min(k, int(allowed.sum())), self.knn)
 
     def _search_ann(
-        self, queries: np.ndarray, k: int, nprobe: int, rerank: int
+        self,
+        queries: np.ndarray,
+        k: int,
+        nprobe: int,
+        rerank: int,
+        selector: faiss.IDSelector | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         wanted = max(k, min(rerank, self.ntotal))
         # per-call parameters: the shared index is never modified, so threads may search at once
         params = faiss.SearchParametersIVF(nprobe=nprobe)
+        if selector is not None:
+            params.sel = selector
         quantizer = None
         if self.plan.nlist >= HNSW_MIN_LISTS:
             quantizer = faiss.SearchParametersHNSW(efSearch=max(2 * nprobe, 64))
             params.quantizer_params = quantizer
         dist, rows = self.ann.search(queries, wanted, params=params)
         del quantizer  # referenced until the search is done (SWIG does not own it)
-        if (rows[:, :k] < 0).any():
+        if selector is None and (rows[:, :k] < 0).any():
             raise NewsimgError(
                 f"the IVF lists probed hold fewer than {k} vectors for some queries: "
                 f"raise search.nprobe ({nprobe})"
@@ -278,8 +342,37 @@ class Index:
         if rerank == 0:
             # unit-norm vectors: |q - x|^2 = |q|^2 + 1 - 2 q.x
             ip = ((queries**2).sum(1, keepdims=True) + 1 - dist) / 2
+            ip[rows < 0] = -np.inf
             return sort_results(ip.astype(np.float32), rows, k)
         return self._rerank(queries, rows, k)
+
+    def _search_ann_allowed(
+        self,
+        queries: np.ndarray,
+        k: int,
+        nprobe: int,
+        rerank: int,
+        allowed: np.ndarray,
+        stats: Counter[str] | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        bitmap = np.packbits(allowed, bitorder="little")  # referenced by the selector
+        selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+        scores, rows = self._search_ann(queries, k, nprobe, rerank, selector)
+        short = np.flatnonzero((rows < 0).any(axis=1))
+        probe = nprobe
+        if len(short) and stats is not None:
+            stats["widened"] += len(short)
+        while len(short) and probe < self.plan.nlist:
+            probe = min(2 * probe, self.plan.nlist)
+            s, r = self._search_ann(queries[short], k, probe, rerank, selector)
+            scores[short], rows[short] = s, r
+            if stats is not None:
+                stats["widen_rounds"] += 1
+            short = short[(r < 0).any(axis=1)]
+        if stats is not None:
+            stats["queries"] += len(queries)
+        del bitmap
+        return scores, rows
 
     def _rerank(
         self, queries: np.ndarray, candidates: np.ndarray, k: int

@@ -35,10 +35,12 @@ from newsimg import sources
 from newsimg.alignment import LAM, LamConfig, save_lam
 from newsimg.clip import Clip, resolve_device
 from newsimg.errors import InputError, ParamsError
+from newsimg.logs import quiet_lightning
 from newsimg.params import TrainParams
 from newsimg.store.units import load_embeddings
 
 log = logging.getLogger(__name__)
+quiet_lightning()
 
 SECTIONS = sources.N24NEWS_SECTIONS
 SMALL_CLASS_NORM = 0.1  # class_init "small": E's rows, a tenth of a unit text vector

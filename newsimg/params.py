@@ -71,6 +71,20 @@ class FetchParams(Section):
     quality: Annotated[int, Field(ge=1, le=100)] = 90  # JPEG quality of the stored bytes
     max_pixels: PositiveInt = 89_478_485  # decompression-bomb guard (Pillow's default)
     max_failure_rate: Fraction = 0.05  # above it the stage fails after writing what it has
+    # the metadata stage's list of the manifest's videos (photo_id<TAB>hash), never fetched when
+    # skip_videos; None: no list, every row is fetched
+    videos: str | None = None
+    skip_videos: bool = True
+
+
+class MetadataParams(Section):
+    """The metadata stage: licence, credit and description of each photo of fetch's shards."""
+
+    batch_size: PositiveInt = 500  # SQLite: photo ids per ascending primary-key query
+    bucket_rows: PositiveInt = 100_000  # TSV: manifest rows per spill bucket (memory per bucket)
+    # photos of the manifest that a given metadata lacks: above this share the stage fails after
+    # writing (the wrong file?); the sample lacks 1%
+    max_missing_rate: Fraction = 0.05
 
 
 class LeadsParams(Section):
@@ -254,6 +268,9 @@ class RecallParams(Section):
     seed: int = 0  # samples the queries
 
 
+LicenceCode = Literal["by", "by-sa", "by-nd", "by-nc", "by-nc-sa", "by-nc-nd", "unknown"]
+
+
 class RetrieveParams(Section):
     k: PositiveInt = 100  # images kept per article
     batch_size: PositiveInt = 64  # texts encoded at once
@@ -261,6 +278,16 @@ class RetrieveParams(Section):
     # of its original and of this many random pool images (never an original), seeded per article
     negatives: Annotated[int, Field(ge=0)] = 20
     seed: int = 0
+    # the licence policy: the codes of the YFCC photos that may be returned (README, "Licences
+    # and credits"); None: all, the paper's setting. The articles' own images always may.
+    licences: Annotated[list[LicenceCode], Field(min_length=1)] | None = None
+
+    @field_validator("licences")
+    @classmethod
+    def _distinct(cls, codes: list[str] | None) -> list[str] | None:
+        if codes is not None and len(set(codes)) != len(codes):
+            raise ValueError("lists a licence twice")
+        return codes
 
 
 class ScoreParams(Section):
@@ -292,6 +319,7 @@ class ReportParams(Section):
 SECTIONS: dict[str, type[Section]] = {
     "model": ModelParams,
     "fetch": FetchParams,
+    "metadata": MetadataParams,
     "leads": LeadsParams,
     "embed": EmbedParams,
     "train": TrainParams,

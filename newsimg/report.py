@@ -31,6 +31,8 @@ from PIL import Image, ImageOps
 
 from newsimg import atomic
 from newsimg.errors import InputError, NewsimgError
+from newsimg.metadata.lookup import Credit, Metadata
+from newsimg.metadata.policy import check_results
 from newsimg.metrics import SMALL_IDS, original_ranks, read_per_article
 from newsimg.params import ReportParams
 from newsimg.store import shards
@@ -49,7 +51,8 @@ h2{margin:.2em 0;font-size:1.15em} p.lead{color:#555;font-size:.9em;max-width:70
 .row{display:flex;align-items:center;gap:.5em;margin:.4em 0}
 .row .label{width:9em;font-weight:600;font-size:.85em}
 .row .label small{display:block;font-weight:400;color:#666}
-figure{margin:0;text-align:center;font-size:.7em;color:#666}
+figure{margin:0;text-align:center;font-size:.7em;color:#666;max-width:150px}
+.credit{font-size:.9em} .credit a{color:#555}
 img{display:block;border:3px solid transparent;border-radius:3px}
 img.hit{border-color:#1a9c3a}
 #filters{position:sticky;top:0;background:#fafafa;padding:.5em 0;border-bottom:1px solid #ddd}
@@ -132,12 +135,20 @@ def run(
     out: Path,
     per_article: Path | None = None,
     submission: Path | None = None,
+    metadata: Path | None = None,
+    licences: Sequence[str] | None = None,
 ) -> None:
     """Write ``out`` (gallery.html, up to ``max_articles`` articles, ``top`` images per approach)
-    and, when ``submission`` is given, the validated MediaEval export folder."""
-    gallery(params, articles, results, shard_dir, out, per_article)
+    and, when ``submission`` is given, the validated MediaEval export folder.
+
+    Every photo shown or exported carries its credit from ``metadata`` (the metadata stage's
+    folder); under a licence policy (``licences``, retrieve's) results holding a forbidden photo
+    are an error, so nothing forbidden is shown or exported."""
+    meta = Metadata.open(metadata)
+    check_results(results, meta, licences)
+    gallery(params, articles, results, shard_dir, out, per_article, meta)
     if submission is not None:
-        export(params, articles, results, shard_dir, submission)
+        export(params, articles, results, shard_dir, submission, meta)
 
 
 def gallery(
@@ -147,6 +158,7 @@ def gallery(
     shard_dir: Path,
     out: Path,
     per_article: Path | None = None,
+    metadata: Metadata | None = None,
 ) -> None:
     arts = pq.read_table(articles).slice(0, params.max_articles).to_pylist()
     ids = {a["article_id"] for a in arts}
@@ -161,6 +173,7 @@ def gallery(
         k for per in top.values() for lst in per.values() for k, _ in lst
     }
     thumbs = thumbnails(shard_dir, keys)
+    credits = (metadata or Metadata.empty()).credits(keys, own={a["image_id"] for a in arts})
     approaches = [p.stem for p in sorted(results)]
     truth = {a["article_id"]: a["image_id"] for a in arts}
     ranks = {p.stem: dict(zip(truth, original_ranks(p, truth), strict=True)) for p in results}
@@ -190,19 +203,47 @@ def gallery(
     for a in arts:
         found = {name: int(ranks[name][a["article_id"]]) for name in approaches}
         cat = cats.get(a["article_id"], "")
-        parts.append(_article_html(a, cat, top[a["article_id"]], found, thumbs))
+        parts.append(_article_html(a, cat, top[a["article_id"]], found, thumbs, credits))
     parts.append(f"<script>{SCRIPT}</script>")
     atomic.write_text(out, "\n".join(parts))
     log.info("gallery: %d articles, %d thumbnails -> %s", len(arts), len(thumbs), out)
 
 
-def _figure(uri: str | None, caption: str, hit: bool = False) -> str:
+def _figure(uri: str | None, caption: str, hit: bool = False, credit: Credit | None = None) -> str:
     img = f'<img src="{uri}" class="{"hit" if hit else ""}" alt="">' if uri else "(missing)"
-    return f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>"
+    if credit is None:
+        return f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>"
+    return (
+        f'<figure data-key="{html.escape(credit.key)}" data-licence="{credit.licence}"'
+        f' title="{html.escape(_tooltip(credit))}">{img}'
+        f"<figcaption>{html.escape(caption)}<br>{_credit_html(credit)}</figcaption></figure>"
+    )
+
+
+def _credit_html(c: Credit) -> str:
+    """The credit line, the author's part linked to the photo's page, the licence to its deed."""
+    if c.licence in ("own",):
+        return '<span class="credit">own image</span>'
+    who = html.escape(c.nickname or "unknown author")
+    if c.page_url:
+        who = f'<a href="{html.escape(c.page_url)}">{who}</a>'
+    label = html.escape(c.licence_label)
+    if c.licence_link:
+        label = f'<a href="{html.escape(c.licence_link)}">{label}</a>'
+    return f'<span class="credit">Photo: {who} via Flickr, {label}</span>'
+
+
+def _tooltip(c: Credit) -> str:
+    return " · ".join(x for x in (c.title or "", ", ".join(c.tags), c.credit) if x)
 
 
 def _article_html(
-    a: dict, category: str, top: dict, found: dict[str, int], thumbs: dict[str, str]
+    a: dict,
+    category: str,
+    top: dict,
+    found: dict[str, int],
+    thumbs: dict[str, str],
+    credits: Mapping[str, Credit] | None = None,
 ) -> str:
     """One article: its original, then per approach the top images and the original's rank."""
     lead = (a.get("lead") or "")[:400] + ("…" if len(a.get("lead") or "") > 400 else "")
@@ -210,9 +251,15 @@ def _article_html(
         f'<div class="row"><span class="label">original</span>'
         f"{_figure(thumbs.get(a['image_id']), a['image_id'][:8], hit=True)}</div>"
     ]
+    credits = credits or {}
     for name, rank in found.items():
         figs = "".join(
-            _figure(thumbs.get(key), f"{i}. {score:.3f}", hit=key == a["image_id"])
+            _figure(
+                thumbs.get(key),
+                f"{i}. {score:.3f}",
+                hit=key == a["image_id"],
+                credit=credits.get(key),
+            )
             for i, (key, score) in enumerate(top.get(name, []), start=1)
         )
         where = f"original at #{rank}" if rank else "original not retrieved"
@@ -260,6 +307,16 @@ def choose(results: Path, article_ids: Iterable[str], originals: set[str]) -> di
     return best
 
 
+def _credit_columns(c: Credit) -> dict[str, str]:
+    return {
+        "credit": c.credit,
+        "licence": c.licence,
+        "licence_url": c.licence_link or "",
+        "page_url": c.page_url or "",
+        "title": c.title or "",
+    }
+
+
 def entry_name(group: str, approach: str, subset: str, article_id: str) -> str:
     return f"{group}/RET_{approach}_{subset}/{article_id}_{group}_{approach}.png"
 
@@ -270,8 +327,10 @@ def export(
     results: Sequence[Path],
     shard_dir: Path,
     out: Path,
+    metadata: Metadata | None = None,
 ) -> dict[str, int]:
-    """Write ``out/[group].zip`` and ``out/manifest.csv`` (what each PNG was made from).
+    """Write ``out/[group].zip`` and ``out/manifest.csv`` (what each PNG was made from, and its
+    credit: licence, licence link, the photo's page).
 
     Returns the number of images per folder of the zip.
     """
@@ -300,6 +359,7 @@ def export(
     lost = sorted(keys - set(images))
     if lost:
         raise InputError(f"{len(lost)} chosen images are not in the shards (first: {lost[:3]})")
+    credits = (metadata or Metadata.empty()).credits(keys, own=originals)
     pngs: dict[str, bytes] = {}
     manifest = []
     for sub, best in chosen.items():
@@ -312,7 +372,7 @@ def export(
                 manifest.append(
                     {"name": name, "article_id": a, "approach": sub, "subset": subset,
                      "key": r["key"], "source": r["source"], "rank": r["rank"],
-                     "score": round(float(r["score"]), 6)}
+                     "score": round(float(r["score"]), 6), **_credit_columns(credits[r["key"]])}
                 )  # fmt: skip
     with atomic.atomic_path(out) as tmp:
         tmp.mkdir()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,10 @@ import numpy as np
 import pyarrow as pa
 
 from newsimg.errors import InputError
+from newsimg.metadata.lookup import Credit, Metadata
+from newsimg.metadata.policy import allowed_mask
 from newsimg.params import SearchParams
+from newsimg.store.names import NEWSIMAGES
 
 if TYPE_CHECKING:
     import torch
@@ -63,6 +67,7 @@ class Searcher:
         embeddings: Path | None = None,
         device: str | torch.device | None = None,
         settings: SearchParams | None = None,
+        metadata: Path | None = None,
     ) -> None:
         from newsimg import index as image_index
         from newsimg.clip import Clip, resolve_device
@@ -89,6 +94,9 @@ class Searcher:
         self.keys: pa.Table = self.index.keys  # (key, source); row i is vector i
         self._row_of: dict[str, int] | None = None
         self._lock = threading.Lock()
+        # licences and credits of the pool's photos (the metadata stage's folder; None: unknown)
+        self.metadata = Metadata.open(metadata)
+        self._masks: dict[tuple[str, ...], np.ndarray] = {}
 
     # ------------------------------------------------------------------------------- the pool
 
@@ -115,6 +123,23 @@ class Searcher:
                         table.setdefault(k, row)
                     self._row_of = table
         return self._row_of.get(key)
+
+    def allowed(self, licences: Sequence[str] | None) -> np.ndarray | None:
+        """The rows a licence policy lets :meth:`search` return (None: every row), built once
+        per policy."""
+        if licences is None:
+            return None
+        policy = tuple(sorted(licences))
+        with self._lock:
+            if policy not in self._masks:
+                self._masks[policy] = allowed_mask(self.keys, self.metadata, policy)  # type: ignore[assignment]
+            return self._masks[policy]
+
+    def credits(self, hits: Sequence[Hit]) -> dict[str, Credit]:
+        """key -> :class:`~newsimg.metadata.lookup.Credit` of each hit (the credit line, licence
+        and page links, title and tags)."""
+        own = [h.key for h in hits if h.source == NEWSIMAGES]
+        return self.metadata.credits([h.key for h in hits], own=own)
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         """The stored pool embeddings of ``rows`` (any shape) as float32 (..., dim)."""
@@ -163,16 +188,22 @@ class Searcher:
         *,
         nprobe: int | None = None,
         rerank: int | None = None,
+        allowed: np.ndarray | None = None,
+        stats: Counter[str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The top ``k`` (at most :attr:`ntotal`) per query row: (scores float32 (n, k), rows
         int64 (n, k)), by score descending then row. ``nprobe``/``rerank``: this call's IVF-PQ
-        settings (default: :attr:`settings`); exact indexes ignore them."""
+        settings (default: :attr:`settings`); exact indexes ignore them. ``allowed``: a licence
+        policy's rows (:meth:`allowed`), still ``k`` of them per query; ``stats`` counts the
+        IVF-PQ queries that had to widen their search (see :meth:`newsimg.index.Index.search`)."""
         queries = np.asarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise InputError(f"queries of shape {queries.shape}: expected (n, {self.dim})")
         if k < 1:
             raise InputError(f"k = {k}: at least 1 result per query")
-        return self.index.search(queries, k, nprobe=nprobe, rerank=rerank)
+        return self.index.search(
+            queries, k, nprobe=nprobe, rerank=rerank, allowed=allowed, stats=stats
+        )
 
     def hits(self, scores: np.ndarray, rows: np.ndarray, offset: int = 0) -> list[list[Hit]]:
         """Per query, :class:`Hit` records of :meth:`search`'s output; ranks start at

@@ -24,16 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from newsimg.errors import InputError, NewsimgError
+from newsimg.logs import setup_logging
 from newsimg.params import load_section
 
 log = logging.getLogger("newsimg")
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # CPU-feature probing chatter
 
 
 def stage(

@@ -4,14 +4,15 @@ import sys
 from pathlib import Path
 
 from newsimg import report
-from newsimg.params import ReportParams
+from newsimg.params import ReportParams, RetrieveParams
 from newsimg.stage import stage
 
 
 @stage(
     "report",
-    inputs=["articles", "results", "per_article", "shards"],
+    inputs=["articles", "results", "per_article", "shards", "metadata"],
     outputs=["out", "submission"],
+    sections=["retrieve"],
 )
 def main(
     params: ReportParams,
@@ -19,11 +20,21 @@ def main(
     results: Path,
     per_article: Path,
     shards: Path,
+    metadata: Path,
     out: Path,
     submission: Path,
+    retrieve: RetrieveParams,
 ) -> None:
     report.run(
-        params, articles, sorted(results.glob("*.parquet")), shards, out, per_article, submission
+        params,
+        articles,
+        sorted(results.glob("*.parquet")),
+        shards,
+        out,
+        per_article,
+        submission,
+        metadata=metadata,
+        licences=retrieve.licences,
     )
 
 

@@ -12,7 +12,7 @@ from newsimg.stage import stage
 
 @stage(
     "retrieve",
-    inputs=["articles", "model", "encoder", "index"],
+    inputs=["articles", "model", "encoder", "index", "metadata"],
     outputs=["out", "per_article"],
     options=["text"],
     sections=["search"],
@@ -23,6 +23,7 @@ def main(
     model: Path,
     encoder: Path,
     index: Path,
+    metadata: Path,
     out: Path,
     per_article: Path,
     text: str,
@@ -38,6 +39,7 @@ def main(
         index=index,
         out=out,
         per_article_out=per_article,
+        metadata=metadata,
     )
 
 

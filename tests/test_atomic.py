@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from newsimg.atomic import atomic_path, write_text
+from newsimg.store.commit import atomic_path, write_text
 
 
 def killed_while_writing(target: Path, folder: bool) -> None:

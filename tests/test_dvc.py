@@ -66,6 +66,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first = sh(d, "dvc", "repro")
     assert {
         "model",
+        "metadata",
         "fetch",
         "leads",
         "embed@pool",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,52 @@ from tests.conftest import ROOT, load_stage
 APPROACHES = {"headline": "headline", "headline_lead": "headline_lead", "lam": "headline_lead"}
 
 
+def run_stage(params: Path, name: str, **paths: object) -> None:
+    argv = ["--params", str(params)]
+    for key, value in paths.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    assert load_stage(name).main(argv) == 0, name
+
+
+def returning_stages(params: Path, art: Path, res: Path, d: Path) -> None:
+    """The stages that return photos (retrieve, score, report): results and per-article tables
+    under ``res``, metrics and reports under ``d``."""
+    stage = partial(run_stage, params)
+    model = art / "models" / "base"
+    for name, text in APPROACHES.items():
+        encoder = art / "models/lam" if name == "lam" else model
+        stage(
+            "retrieve",
+            articles=art / "articles.parquet",
+            text=text,
+            model=model,
+            encoder=encoder,
+            index=art / "index",
+            metadata=art / "metadata",
+            out=res / f"results/{name}.parquet",
+            per_article=res / f"per_article/{name}.parquet",
+        )
+    stage(
+        "score",
+        articles=art / "articles.parquet",
+        results=res / "results",
+        per_article=res / "per_article",
+        index=art / "index",
+        out=d / "metrics/score.json",
+        plots=d / "metrics/plots",
+    )
+    stage(
+        "report",
+        articles=art / "articles.parquet",
+        results=res / "results",
+        per_article=res / "per_article",
+        shards=art / "shards",
+        metadata=art / "metadata",
+        out=d / "reports/gallery.html",
+        submission=d / "reports/submission",
+    )
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small sample and params.yaml pointing at it; every stage run once, in DVC's order."""
@@ -26,18 +74,22 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     doc = yaml.safe_load((ROOT / "params.yaml").read_text())
     doc["fetch"]["source"] = str(data / "yfcc" / "bucket")
     doc["fetch"]["shard_size"] = 50
+    doc["fetch"]["videos"] = str(art / "videos.txt")
     doc["train"]["epochs"] = 2
     params = d / "params.yaml"
     params.write_text(yaml.safe_dump(doc))
 
-    def stage(name: str, **paths: object) -> None:
-        argv = ["--params", str(params)]
-        for key, value in paths.items():
-            argv += [f"--{key.replace('_', '-')}", str(value)]
-        assert load_stage(name).main(argv) == 0, name
-
+    stage = partial(run_stage, params)
     model = art / "models" / "base"
     stage("model", out=model)
+    stage(
+        "metadata",
+        manifest=data / "yfcc/manifest.txt",
+        metadata=data / "yfcc/metadata",
+        out=art / "metadata",
+        videos=art / "videos.txt",
+        metrics=d / "metrics/licences.json",
+    )
     stage(
         "fetch",
         manifest=data / "yfcc/manifest.txt",
@@ -69,36 +121,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         model=model,
         metrics=d / "metrics/index.json",
     )
-    for name, text in APPROACHES.items():
-        encoder = art / "models/lam" if name == "lam" else model
-        stage(
-            "retrieve",
-            articles=art / "articles.parquet",
-            text=text,
-            model=model,
-            encoder=encoder,
-            index=art / "index",
-            out=art / f"results/{name}.parquet",
-            per_article=art / f"per_article/{name}.parquet",
-        )
-    stage(
-        "score",
-        articles=art / "articles.parquet",
-        results=art / "results",
-        per_article=art / "per_article",
-        index=art / "index",
-        out=d / "metrics/score.json",
-        plots=d / "metrics/plots",
-    )
-    stage(
-        "report",
-        articles=art / "articles.parquet",
-        results=art / "results",
-        per_article=art / "per_article",
-        shards=art / "shards",
-        out=d / "reports/gallery.html",
-        submission=d / "reports/submission",
-    )
+    returning_stages(params, art, art, d)
     return d
 
 
@@ -258,3 +281,119 @@ def test_search_ranks_like_retrieve(run_dir: Path) -> None:
     assert [key for key, _, _ in hits] == expected
     assert main(["search", "three red kites", "--model", str(art / "models/base"),
                  "--index", str(art / "index"), "-k", "3"]) == 0  # fmt: skip
+
+
+def test_videos_are_never_fetched_and_every_pool_photo_has_its_licence(run_dir: Path) -> None:
+    from newsimg.metadata.lookup import Metadata
+
+    art = run_dir / "artifacts"
+    keys = pq.read_table(art / "index/keys.parquet").to_pylist()
+    photos = [k["key"] for k in keys if k["source"] == "yfcc"]
+    videos = {line.split("\t")[1] for line in (art / "videos.txt").read_text().splitlines()}
+    assert len(videos) == 2
+    assert not videos & set(photos)
+    codes = Metadata.open(art / "metadata").licences(photos)
+    six = {"by", "by-sa", "by-nd", "by-nc", "by-nc-sa", "by-nc-nd"}
+    assert six <= set(codes) <= {*six, "unknown"}  # unknown: the one photo the metadata lacks
+    licences = json.loads((run_dir / "metrics/licences.json").read_text())
+    assert licences["photos"] == 120
+    assert licences["videos_skipped"] == 2
+
+
+POLICY = ["by", "by-sa"]  # a commercial publisher that crops: no NC, no ND
+
+
+@pytest.fixture(scope="module")
+def policy_dir(run_dir: Path) -> Path:
+    """retrieve, score and report again under the licence policy :data:`POLICY`."""
+    d = run_dir / "policy"
+    d.mkdir()
+    doc = yaml.safe_load((run_dir / "params.yaml").read_text())
+    doc["retrieve"]["licences"] = POLICY
+    (d / "params.yaml").write_text(yaml.safe_dump(doc))
+    returning_stages(d / "params.yaml", run_dir / "artifacts", d, d)
+    return d
+
+
+def test_no_forbidden_photo_in_any_output_under_a_policy(run_dir: Path, policy_dir: Path) -> None:
+    import csv
+    import zipfile
+
+    from newsimg.metadata.lookup import Metadata
+    from newsimg.report import to_png
+    from newsimg.store import shards
+
+    art = run_dir / "artifacts"
+    keys = pq.read_table(art / "index/keys.parquet").to_pylist()
+    photos = [k["key"] for k in keys if k["source"] == "yfcc"]
+    codes = dict(zip(photos, Metadata.open(art / "metadata").licences(photos), strict=True))
+    allowed = {k for k, c in codes.items() if c in POLICY}
+    forbidden = set(codes) - allowed
+    assert len(allowed) >= 20
+    assert len(forbidden) >= 60
+    files = [p for p in policy_dir.rglob("*") if p.is_file() and p.name != "params.yaml"]
+    assert {p.suffix for p in files} >= {".parquet", ".html", ".zip", ".csv", ".json"}
+    for path in files:
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as z:
+                text = "\n".join(z.namelist())
+        else:
+            text = path.read_bytes().decode("utf-8", errors="replace")
+        hits = [k for k in forbidden if k in text]
+        assert not hits, f"{path.relative_to(policy_dir)} holds forbidden {hits[:3]}"
+    # every result is allowed, and each article still gets every allowed photo it can (k = 100)
+    n_allowed = len(allowed) + len(pq.read_table(art / "articles.parquet"))
+    for name in APPROACHES:
+        res = pq.read_table(policy_dir / f"results/{name}.parquet").to_pylist()
+        assert all(r["source"] == "newsimages" or r["key"] in allowed for r in res)
+        assert len(res) == 16 * min(100, n_allowed)
+        negatives = pq.read_table(policy_dir / f"per_article/{name}.parquet").to_pylist()
+        assert all(set(r["negative_keys"]) <= allowed for r in negatives)
+    # the export's PNGs are made from allowed photos: each equals its manifest key's image
+    sub = policy_dir / "reports/submission"
+    with open(sub / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    images = shards.read_images(art / "shards", {r["key"] for r in rows})
+    with zipfile.ZipFile(sub / "NEWSIMG.zip") as z:
+        for r in rows[:12]:
+            assert r["key"] in allowed
+            assert z.read(r["name"]) == to_png(images[r["key"]], 460, 260)
+    page = (policy_dir / "reports/gallery.html").read_text()
+    assert page.count("data-key=") >= 16 * 3
+    for shown in re.findall(r'data-key="([0-9a-f]{32})"', page):
+        assert shown in allowed
+
+
+def test_credits_in_the_gallery_and_the_export(run_dir: Path) -> None:
+    import csv
+
+    from newsimg.metadata.lookup import Metadata
+
+    art = run_dir / "artifacts"
+    page = (run_dir / "reports/gallery.html").read_text()
+    with open(run_dir / "reports/submission/manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    credits = Metadata.open(art / "metadata").credits({r["key"] for r in rows})
+    for r in rows:
+        c = credits[r["key"]]
+        assert r["credit"] == c.credit
+        assert r["credit"].startswith("Photo: ")
+        assert " via Flickr, " in r["credit"]
+        assert r["licence_url"] == (c.licence_link or "")
+        assert r["page_url"] == (c.page_url or "")
+        assert f'data-key="{r["key"]}"' in page
+        if c.page_url:
+            assert f'<a href="{c.page_url}">' in page
+    assert 'class="credit">Photo: <a href="http://www.flickr.com/photos/' in page
+    assert (
+        '<a href="https://creativecommons.org/licenses/by-nc-sa/2.0/">CC BY-NC-SA 2.0</a>' in page
+    )
+
+
+def test_policy_metrics_keep_the_originals(run_dir: Path, policy_dir: Path) -> None:
+    """The originals are always allowed: with fewer photos competing their rank can only rise."""
+    base = json.loads((run_dir / "metrics/score.json").read_text())
+    policy = json.loads((policy_dir / "metrics/score.json").read_text())
+    for name in APPROACHES:
+        assert policy[name]["R@10"] >= base[name]["R@10"], name
+        assert policy[name]["median_rank"] <= base[name]["median_rank"], name

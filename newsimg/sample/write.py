@@ -12,6 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from newsimg.sample.draw import jpeg_bytes, render
+from newsimg.sample.metadata import write_metadata
 from newsimg.sample.model import Article, N24Item, PoolImage
 from newsimg.sample.pages import page_html
 from newsimg.sample.plan import plan_sample
@@ -57,7 +58,7 @@ def generate(
     _write_articles(out, plan.articles)
     _write_n24news(out / "n24news", plan.n24news)
     _write_yfcc(out / "yfcc", plan.pool)
-    counts = plan.counts()
+    counts = {**plan.counts(), **write_metadata(out / "yfcc", plan.pool, seed)}
     meta = {
         "seed": seed,
         "arguments": {
