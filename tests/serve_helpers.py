@@ -36,6 +36,7 @@ def build_pipeline(d: Path) -> Path:
     doc = yaml.safe_load((ROOT / "params.yaml").read_text())
     doc["fetch"]["source"] = str(data / "yfcc" / "bucket")
     doc["fetch"]["shard_size"] = 50
+    doc["fetch"]["videos"] = str(art / "videos.txt")
     doc["train"]["epochs"] = 2
     doc["leads"]["pages_dir"] = str(data / "html")
     doc["leads"]["retries"] = 1  # url queries to a dead port fail in a fraction of a second
@@ -52,6 +53,14 @@ def build_pipeline(d: Path) -> Path:
 
     model = art / "models" / "base"
     stage("model", out=model)
+    stage(
+        "metadata",
+        manifest=data / "yfcc/manifest.txt",
+        metadata=data / "yfcc/metadata",
+        out=art / "metadata",
+        videos=art / "videos.txt",
+        metrics=d / "metrics/licences.json",
+    )
     stage(
         "fetch",
         manifest=data / "yfcc/manifest.txt",
@@ -85,6 +94,7 @@ def build_pipeline(d: Path) -> Path:
             model=model,
             encoder=encoder,
             index=art / "index",
+            metadata=art / "metadata",
             out=art / f"results/{name}.parquet",
             per_article=art / f"per_article/{name}.parquet",
         )

@@ -120,6 +120,7 @@ def test_article_query_uses_the_approach_text(api, articles: list[dict]) -> None
 
 def test_each_result_carries_its_photo(api, desk, pipeline: Path) -> None:
     from newsimg import report
+    from newsimg.metadata.lookup import Metadata
     from newsimg.store import shards
 
     r = api.post("/api/search", json={"text": "a harbour at dusk", "k": 3}).json()
@@ -131,6 +132,10 @@ def test_each_result_carries_its_photo(api, desk, pipeline: Path) -> None:
         row = next(t for t in table.to_pylist() if t["key"] == x["key"])
         assert x["size"] == {"width": row["width"], "height": row["height"]}
         assert x["metadata"]["source"] == row["source"] == x["source"]
+        credit = Metadata.open(pipeline / "artifacts/metadata").credits([x["key"]])[x["key"]]
+        assert x["metadata"]["licence"] == credit.licence
+        assert x["metadata"]["credit"] == credit.credit
+        assert x["metadata"]["page_url"] == credit.page_url
         crop = api.get(x["crop"])
         assert crop.headers["content-type"] == "image/png"
         assert crop.content == report.to_png(stored, 460, 260)  # exactly the export's PNG

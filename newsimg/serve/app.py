@@ -197,8 +197,7 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def result(hit: Hit) -> schemas.Result:
-        meta = desk.metadata(hit)
+    def result(hit: Hit, meta: dict) -> schemas.Result:
         base = f"/api/images/{_quote(hit.key)}"
         return schemas.Result(
             rank=hit.rank,
@@ -261,7 +260,8 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
         hits, folded = desk.search(vector, timings=timings, **opts)
         metrics.stage.labels("encode").observe(timings.encode_ms / 1000)
         metrics.stage.labels("search").observe(timings.search_ms / 1000)
-        results = [result(h) for h in hits]
+        described = desk.describe(hits)
+        results = [result(h, described[h.key]) for h in hits]
         return schemas.SearchResponse(
             query=query,
             k=opts["k"],
@@ -409,15 +409,17 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
             for name in desk.approaches:
                 top = desk.stored_top(name, article_id, max(k, 100))
                 ranks = [h.rank for h in top if h.key == a["image_id"]]
+                described = desk.describe(top[:k])
                 approaches[name] = schemas.StoredApproach(
                     text=desk.approach_text(name, a["headline"], a["lead"] or ""),
                     original_rank=ranks[0] if ranks else None,
-                    results=[result(h) for h in top[:k]],
+                    results=[result(h, described[h.key]) for h in top[:k]],
                 )
             row = desk.lookup.row_of(a["image_id"])
             original = None
             if row is not None:
-                original = result(Hit(0, row, a["image_id"], "newsimages", 1.0))
+                own = Hit(0, row, a["image_id"], "newsimages", 1.0)
+                original = result(own, desk.describe([own])[own.key])
             return schemas.ArticleDetail(
                 article_id=a["article_id"], headline=a["headline"], lead=a["lead"] or "",
                 url=a["article_url"], image_id=a["image_id"], status=a["status"],
@@ -432,18 +434,23 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
     async def export(req: schemas.ExportRequest) -> Response:
         """A result list or a shortlist as JSON, CSV or Markdown, each photo with its crop URL
         and what the shards know of it."""
-        rows = []
+        hits = []
         for i, item in enumerate(req.items):
             row = desk.lookup.row_of(item.key)
             if row is None:
                 raise NotFound(f"items.{i}.key", f"no image with key {item.key!r} in the index")
-            hit = Hit(item.rank or i + 1, row, item.key, desk.sources[row].as_py(), 0.0)
-            r = result(hit)
+            hits.append(Hit(item.rank or i + 1, row, item.key, desk.sources[row].as_py(), 0.0))
+        described = await blocking(lambda: desk.describe(hits))
+        rows = []
+        for item, hit in zip(req.items, hits, strict=True):
+            r = result(hit, described[hit.key])
             rows.append(
                 {
                     "rank": r.rank, "key": r.key, "score": item.score, "source": r.source,
                     "width": r.size.width, "height": r.size.height, "crop": r.crop,
-                    "image": r.image, "note": item.note or "", "metadata": r.metadata,
+                    "image": r.image, "licence": r.metadata.get("licence_label"),
+                    "credit": r.metadata.get("credit"), "note": item.note or "",
+                    "metadata": r.metadata,
                 }
             )  # fmt: skip
         return _export(req.format, req.title, rows)
@@ -476,6 +483,7 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
             "pool": desk.index.ntotal,
             "articles": desk.articles.num_rows,
             "crop": [desk.report_params.width, desk.report_params.height],
+            "licences": desk.licences,
         }
 
     @app.get("/healthz")
@@ -534,14 +542,16 @@ def _export(fmt: str, title: str, rows: list[dict]) -> Response:
             )  # fmt: skip
         body, media, ext = buf.getvalue(), "text/csv", "csv"
     else:
-        lines = [f"# {_md(title)}", "", "| rank | key | score | source | size | crop | note |"]
-        lines.append("|---:|---|---:|---|---|---|---|")
+        lines = [f"# {_md(title)}", ""]
+        lines.append("| rank | key | score | source | size | licence | credit | crop | note |")
+        lines.append("|---:|---|---:|---|---|---|---|---|---|")
         for r in rows:
             score = "" if r["score"] is None else f"{r['score']:.4f}"
             size = f"{r['width']}x{r['height']}" if r["width"] else ""
             lines.append(
                 f"| {r['rank']} | `{_md(r['key'])}` | {score} | {r['source']} | {size} | "
-                f"[crop]({r['crop']}) | {_md(r['note'])} |"
+                f"{_md(r['licence'] or '')} | {_md(r['credit'] or '')} | [crop]({r['crop']}) | "
+                f"{_md(r['note'])} |"
             )
         body, media, ext = "\n".join(lines) + "\n", "text/markdown", "md"
     return Response(
@@ -566,7 +576,7 @@ def load_desk(root: Any = ".", params_path: Any = "params.yaml") -> Desk:
     params_path = Path(params_path)
     if not params_path.is_absolute() and not params_path.exists():
         params_path = root / params_path
-    names = ("serve", "leads", "fetch", "report", "search")
+    names = ("serve", "leads", "fetch", "report", "search", "retrieve")
     sections = {n: load_section(n, params_path) for n in names}
     try:
         return Desk(
@@ -576,6 +586,7 @@ def load_desk(root: Any = ".", params_path: Any = "params.yaml") -> Desk:
             sections["fetch"],
             sections["report"],
             sections["search"],
+            licences=sections["retrieve"].licences,
         )
     except InputError:
         raise

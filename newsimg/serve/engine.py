@@ -194,6 +194,7 @@ class Desk:
         fetch_params: FetchParams,
         report_params: ReportParams,
         search_params: SearchParams,
+        licences: list[str] | None = None,
     ) -> None:
         from newsimg.searcher import Searcher
 
@@ -218,7 +219,11 @@ class Desk:
             index=artifacts.index,
             lam=lams.pop() if lams else None,
             settings=search_params,
+            metadata=artifacts.metadata,
         )
+        # the batch's licence policy (retrieve.licences): the photos the service may return
+        self.licences = licences
+        self.allowed = self.searcher.allowed(licences)
         self.lam_approaches = {
             n for n, a in artifacts.approaches.items() if a.uses_lam(artifacts.model)
         }
@@ -335,7 +340,7 @@ class Desk:
         n = min(cap, want)
         t0 = time.perf_counter()
         while True:
-            scores, rows = self.searcher.search(query, n)
+            scores, rows = self.searcher.search(query, n, allowed=self.allowed)
             hits = self._filter(scores[0], rows[0], min_score, include_originals)
             groups = self._fold(hits) if dedup_on else hits
             exhausted = n >= cap or (
@@ -442,8 +447,59 @@ class Desk:
             raise NotFound("key", f"image {key!r} is indexed but not in the shards")
         return jpeg
 
-    def metadata(self, hit: Hit) -> dict[str, Any]:
-        """What the shards know of a photo (source, original size, YFCC photo id); licence and
-        credit are not in the shards."""
-        info = self.photos.info(hit.row, hit.key) if hit.row >= 0 else {}
-        return {"source": hit.source, **info}
+    def describe(self, hits: Sequence[Hit]) -> dict[str, dict[str, Any]]:
+        """key -> what is known of each photo: source, original size, YFCC photo id and shard
+        (from the shards), licence and credit (from the metadata stage's file for that shard;
+        ``unknown`` without one, ``own`` for the articles' images)."""
+        from newsimg.metadata.build import SOURCE, shard_file
+        from newsimg.metadata.lookup import Metadata, unknown_credit
+
+        out: dict[str, dict[str, Any]] = {}
+        by_shard: dict[str, list[str]] = {}
+        for hit in hits:
+            info = self.photos.info(hit.row, hit.key) if hit.row >= 0 else {}
+            out[hit.key] = {"source": hit.source, **info}
+            if hit.source == ORIGINAL_SOURCE or hit.key in self.originals:
+                out[hit.key] |= _credit(unknown_credit(hit.key, own=True))
+            else:
+                by_shard.setdefault(info.get("shard", ""), []).append(hit.key)
+        meta_dir = self.artifacts.metadata
+        for shard, keys in by_shard.items():
+            source, _, number = shard.rpartition("-")
+            path = None
+            if meta_dir is not None and source == SOURCE and number.isdigit():
+                path = shard_file(meta_dir, int(number))
+            if path is None or not path.is_file():
+                for key in keys:
+                    out[key] |= _credit(unknown_credit(key))
+                continue
+            found = self._credits.get(path, lambda p=path: _shard_credits(p, Metadata))
+            for key in keys:
+                credit = found.get(key)
+                out[key] |= _credit(credit if credit is not None else unknown_credit(key))
+        return out
+
+    @functools.cached_property
+    def _credits(self) -> LRU:
+        return LRU(64)
+
+
+def _shard_credits(path: Path, metadata: type) -> dict[str, Any]:
+    """Every credit of one metadata file (one fetch shard's photos: ~10k rows, read once)."""
+    import pyarrow.parquet as pq
+
+    keys = pq.read_table(path, columns=["key"])["key"].to_pylist()
+    return metadata([path]).credits(keys)
+
+
+def _credit(credit: Any) -> dict[str, Any]:
+    c = credit.as_dict()
+    return {
+        "licence": c["licence"],
+        "licence_label": c["licence_label"],
+        "licence_link": c["licence_link"],
+        "credit": c["credit"],
+        "page_url": c["page_url"],
+        "title": c["title"],
+        "tags": c["tags"],
+    }

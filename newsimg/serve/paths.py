@@ -41,6 +41,7 @@ class Artifacts:
     shards: Path
     articles: Path
     approaches: dict[str, Approach] = field(default_factory=dict)
+    metadata: Path | None = None  # licences and credits (the metadata stage's folder), optional
 
     def missing(self) -> list[Path]:
         paths = [self.model, self.index, self.shards, self.articles]
@@ -122,4 +123,5 @@ def from_dvc(root: Path = Path("."), dvc_yaml: str = "dvc.yaml") -> Artifacts:
         shards=out("fetch"),
         articles=out("leads"),
         approaches=approaches,
+        metadata=out("metadata") if "metadata" in stages else None,
     )

@@ -62,7 +62,8 @@ class Result(BaseModel):
     crop: str = Field(description="the 460x260 PNG exactly as the MediaEval export makes it")
     image: str = Field(description="the stored JPEG")
     metadata: dict = Field(
-        description="what the shards know: source, original size, YFCC photo id, shard"
+        description="source, original size, YFCC photo id and shard (from the shards); licence, "
+        "credit line, Flickr page, title and tags (from the metadata stage)"
     )
     duplicates: list[Duplicate] = Field(default_factory=list, description="folded into this one")
 

@@ -145,7 +145,9 @@
                   title: "more like this (m)", onclick: function () { moreLike(r.key); } }),
       el("div", { "class": "meta" }, [el("span", { "class": "rank", text: "#" + r.rank }),
                                       el("span", { "class": "score", text: r.score.toFixed(4) })]),
-      el("div", { "class": "src", text: r.source + (r.size && r.size.width ? " · " + r.size.width + "×" + r.size.height : "") }),
+      el("div", { "class": "src", title: (r.metadata && r.metadata.credit) || "",
+                  text: r.source + (r.size && r.size.width ? " · " + r.size.width + "×" + r.size.height : "") +
+                        (r.metadata && r.metadata.licence_label ? " · " + r.metadata.licence_label : "") }),
       el("div", { "class": "acts" }, [
         el("button", { type: "button", "class": "more", text: "more like this", onclick: function () { moreLike(r.key); } }),
         el("button", { type: "button", "class": "crop", text: "crop", title: "the export's crop (c)",
