@@ -367,11 +367,12 @@ def load_section(name: str, path: str | Path = "params.yaml") -> Section:
 
 
 class ServeParams(Section):
-    """The photo desk (newsimg/serve): what it binds, what it accepts, what it answers by default."""
+    """The photo desk (newsimg/serve): what it binds, accepts and answers by default."""
 
     host: str = "127.0.0.1"  # loopback by default; 0.0.0.0 exposes it to the network
     port: Annotated[int, Field(ge=0, le=65535)] = 8000  # 0: any free port
-    workers: PositiveInt | None = None  # encode/search threads; None: one per core
+    workers: PositiveInt | None = None  # search threads; None: one per core
+    max_batch: PositiveInt = 32  # texts of concurrent requests encoded in one forward pass
     approach: Literal["headline", "headline_lead", "lam"] = "lam"  # the default approach
     k: PositiveInt = 20  # results per page by default
     max_k: PositiveInt = 1000  # the most results one request may ask for (k + offset)

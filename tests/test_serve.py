@@ -483,28 +483,31 @@ def test_slow_client_does_not_block_others(base: str, api) -> None:
 
 def test_request_timeout_is_a_503(desk) -> None:
     """A request over serve.request_timeout_s answers 503 naming it; the next one is fine."""
-    import time as _time
+    import threading as _threading
 
     from newsimg.serve.app import create_app
 
-    slow = desk.params.model_copy(update={"request_timeout_s": 0.2})
+    slow = desk.params.model_copy(update={"request_timeout_s": 1.0})
     original, desk.params = desk.params, slow
     real = desk.encode_texts
+    release = _threading.Event()
 
-    def sleepy(texts, approach):
+    def stuck(texts, approach):
         if texts == ["slow"]:
-            _time.sleep(1.0)
+            release.wait(30)
         return real(texts, approach)
 
-    desk.encode_texts = sleepy
+    desk.encode_texts = stuck
     try:
         with running(create_app(desk, workers=2)) as url, client(url) as c:
             r = c.post("/api/search", json={"text": "slow"})
             assert r.status_code == 503
             assert r.json()["error"]["field"] == "request"
             assert "request_timeout_s" in r.json()["error"]["message"]
+            release.set()
             assert c.post("/api/search", json={"text": "fast"}).status_code == 200
     finally:
+        release.set()
         desk.params = original
         del desk.encode_texts
 

@@ -64,6 +64,10 @@ class Metrics:
         Gauge("newsimg_articles", "the pipeline's articles", registry=r).set(desk.articles.num_rows)
         Gauge("newsimg_workers", "encode/search threads", registry=r).set(workers)
         Gauge("newsimg_load_seconds", "start-up load time", registry=r).set(desk.load_s)
+        Gauge("newsimg_encode_batches", "forward passes of the text batcher", registry=r
+              ).set_function(lambda: desk.batcher.batches)  # fmt: skip
+        Gauge("newsimg_encode_texts", "texts the batcher encoded", registry=r
+              ).set_function(lambda: desk.batcher.texts)  # fmt: skip
 
 
 class TooLarge(Exception):
@@ -253,9 +257,13 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
         return text
 
     def answer(
-        query: schemas.Query, vector_of: Callable[[Timings], Any], opts: dict, t0: float
+        query: schemas.Query,
+        vector_of: Callable[[Timings], Any],
+        opts: dict,
+        t0: float,
+        timings: Timings | None = None,
     ) -> schemas.SearchResponse:
-        timings = Timings()
+        timings = timings or Timings()
         vector = vector_of(timings)
         hits, folded = desk.search(vector, timings=timings, **opts)
         metrics.stage.labels("encode").observe(timings.encode_ms / 1000)
@@ -277,14 +285,24 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
             ),
         )
 
-    def encoded(texts: list[str], approach: str) -> Callable[[Timings], Any]:
-        def run(t: Timings) -> Any:
-            t1 = time.perf_counter()
-            v = desk.encode_texts(texts, approach)
-            t.encode_ms += 1000 * (time.perf_counter() - t1)
-            return v
-
-        return run
+    async def text_answer(
+        query: schemas.Query, opts: dict, t0: float, timings: Timings | None = None
+    ) -> schemas.SearchResponse:
+        """Encode ``query.text`` with the batcher (off the loop, with concurrent requests'
+        texts), then search and describe in the pool."""
+        timings = timings or Timings()
+        t1 = time.perf_counter()
+        future = desk.batcher.submit(query.text or "", query.approach or p.approach)
+        try:
+            vector = await asyncio.wait_for(asyncio.wrap_future(future), p.request_timeout_s)
+        except TimeoutError:
+            raise BadInput(
+                "request",
+                f"took longer than serve.request_timeout_s ({p.request_timeout_s} s)",
+                503,
+            ) from None
+        timings.encode_ms += 1000 * (time.perf_counter() - t1)
+        return await blocking(lambda: answer(query, lambda t: vector, opts, t0, timings))
 
     # --- the API ---------------------------------------------------------------------------
 
@@ -315,7 +333,7 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
         if req.text is not None:
             text = check_text("text", req.text)
             query = schemas.Query(kind="text", approach=approach, text=text)
-            return await blocking(lambda: answer(query, encoded([text], approach), opts, t0))
+            return await text_answer(query, opts, t0)
         if req.headline is not None:
             headline = check_text("headline", req.headline)
             lead = check_text("lead", req.lead, empty_ok=True)
@@ -323,7 +341,7 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
             query = schemas.Query(
                 kind="article", approach=approach, text=text, headline=headline, lead=lead
             )
-            return await blocking(lambda: answer(query, encoded([text], approach), opts, t0))
+            return await text_answer(query, opts, t0)
         if req.article_id is not None:
             a = desk.article(req.article_id)
             text = desk.approach_text(approach, a["headline"], a["lead"] or "")
@@ -331,7 +349,7 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
                 kind="article", approach=approach, text=text, headline=a["headline"],
                 lead=a["lead"], article_id=req.article_id,
             )  # fmt: skip
-            return await blocking(lambda: answer(query, encoded([text], approach), opts, t0))
+            return await text_answer(query, opts, t0)
         if req.url is not None:
             url = check_text("url", req.url)
             t_fetch = time.perf_counter()
@@ -344,12 +362,7 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
                 kind="url", approach=approach, text=text, headline=page.headline,
                 lead=page.lead, url=url, status=page.status,
             )  # fmt: skip
-
-            def with_fetch(t: Timings) -> Any:
-                t.fetch_ms = fetch_ms
-                return encoded([text], approach)(t)
-
-            return await blocking(lambda: answer(query, with_fetch, opts, t0))
+            return await text_answer(query, opts, t0, Timings(fetch_ms=fetch_ms))
         key = check_text("key", req.key)
         desk.row_of(key)  # looked up in the index (NotFound names the key), never a path
         query = schemas.Query(kind="key", key=key)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,51 @@ class LRU:
                 while len(self.items) > self.size:
                     self.items.popitem(last=False)
         return value
+
+
+class TextBatcher:
+    """Encodes the texts of concurrent requests together: one thread takes every text queued
+    while the previous batch ran (at most ``max_batch``) and encodes them in one forward pass
+    per approach. One client waits for nothing; sixteen share the passes."""
+
+    def __init__(self, encode: Callable[[list[str], str], np.ndarray], max_batch: int) -> None:
+        import queue
+
+        self.encode = encode
+        self.max_batch = max_batch
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.batches = 0
+        self.texts = 0
+        threading.Thread(target=self._run, name="newsimg-encode", daemon=True).start()
+
+    def submit(self, text: str, approach: str) -> Future:
+        """A future of the text's query vector (1, dim)."""
+        future: Future = Future()
+        self.queue.put((text, approach, future))
+        return future
+
+    def _run(self) -> None:
+        import queue
+
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self.batches += 1
+            self.texts += len(batch)
+            for approach in dict.fromkeys(b[1] for b in batch):
+                group = [b for b in batch if b[1] == approach]
+                try:
+                    vectors = self.encode([b[0] for b in group], approach)
+                except Exception as err:  # handed to each waiting request
+                    for b in group:
+                        b[2].set_exception(err)
+                    continue
+                for i, b in enumerate(group):
+                    b[2].set_result(vectors[i : i + 1])
 
 
 class KeyLookup:
@@ -242,6 +288,7 @@ class Desk:
             for name, a in artifacts.approaches.items()
             if a.results.is_file()
         }
+        self.batcher = TextBatcher(lambda t, a: self.encode_texts(t, a), params.max_batch)
         self.load_s = time.perf_counter() - t0
         log.info(
             "desk loaded in %.1f s: %d images (%s index), %d articles, approaches %s",
