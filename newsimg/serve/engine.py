@@ -132,13 +132,15 @@ class TextBatcher:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
+            # a request that timed out cancelled its future: skip its text
+            batch = [b for b in batch if b[2].set_running_or_notify_cancel()]
             self.batches += 1
             self.texts += len(batch)
             for approach in dict.fromkeys(b[1] for b in batch):
                 group = [b for b in batch if b[1] == approach]
                 try:
                     vectors = self.encode([b[0] for b in group], approach)
-                except Exception as err:  # handed to each waiting request
+                except Exception as err:  # handed to each waiting request; the thread lives on
                     for b in group:
                         b[2].set_exception(err)
                     continue
