@@ -267,20 +267,40 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def test_search_ranks_like_retrieve(run_dir: Path) -> None:
-    """`newsimg search` on an article's text gives retrieve@lam's ranking for that article."""
+def test_search_ranks_like_retrieve(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    """`newsimg search` on an article's text gives retrieve@lam's ranking for that article,
+    each hit with its credit line."""
     from newsimg.cli import main
-    from newsimg.retrieve import search
+    from newsimg.metadata.lookup import Metadata
+    from newsimg.searcher import Searcher
 
     art = run_dir / "artifacts"
     article = pq.read_table(art / "articles.parquet").to_pylist()[3]
-    hits = search([article["headline_lead"]], art / "models/base", art / "index",
-                  art / "models/lam", k=10)[0]  # fmt: skip
+    searcher = Searcher(model=art / "models/base", index=art / "index", lam=art / "models/lam")
+    queries = searcher.encode_texts([article["headline_lead"]], lam=True)
+    hits = searcher.hits(*searcher.search(queries, 10))[0]
     results = pq.read_table(art / "results/lam.parquet").to_pylist()
     expected = [r["key"] for r in results if r["article_id"] == article["article_id"]][:10]
-    assert [key for key, _, _ in hits] == expected
-    assert main(["search", "three red kites", "--model", str(art / "models/base"),
-                 "--index", str(art / "index"), "-k", "3"]) == 0  # fmt: skip
+    assert [h.key for h in hits] == expected
+    capsys.readouterr()
+    argv = ["search", "three red kites", "--model", str(art / "models/base"), "--index",
+            str(art / "index"), "--metadata", str(art / "metadata"), "-k", "3",
+            "--params", str(run_dir / "params.yaml")]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ranked = [line.split() for line in lines if line[:4].strip().isdigit()]
+    assert [r[0] for r in ranked] == ["1", "2", "3"]
+    credits = Metadata.open(art / "metadata").credits([r[3] for r in ranked])
+    for line in lines:
+        if line[:4].strip().isdigit():
+            key = line.split()[3]
+            assert line.endswith(credits[key].credit) or credits[key].licence == "own"
+    assert main([*argv, "--licences", "by"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    shown = [line.split()[2:4] for line in out if line[:4].strip().isdigit()]
+    photos = [key for source, key in shown if source == "yfcc"]
+    assert photos
+    assert set(Metadata.open(art / "metadata").licences(photos)) == {"by"}
 
 
 def test_videos_are_never_fetched_and_every_pool_photo_has_its_licence(run_dir: Path) -> None:

@@ -3,7 +3,8 @@
 - :mod:`~newsimg.metadata.licences`: licence URL -> code and version, credit lines;
 - :mod:`~newsimg.metadata.readers`: the TSV (one stream) and SQLite (primary-key batches) forms;
 - :mod:`~newsimg.metadata.build`: the metadata stage, one file per fetch shard;
-- :mod:`~newsimg.metadata.lookup`: key -> licence, credit, title, tags for whoever shows photos.
+- :mod:`~newsimg.metadata.lookup`: key -> licence, credit, title, tags for whoever shows photos;
+- :mod:`~newsimg.metadata.policy`: ``retrieve.licences``, the rows a search may return.
 """
 
 from newsimg.metadata.licences import (
@@ -16,6 +17,7 @@ from newsimg.metadata.licences import (
     licence_url,
     parse_licence_url,
 )
+from newsimg.metadata.lookup import Credit, Metadata
 from newsimg.metadata.readers import PhotoMeta, SqliteMetadata, iter_tsv, tsv_to_sqlite
 
 __all__ = [
@@ -23,6 +25,8 @@ __all__ = [
     "CODES",
     "OWN",
     "UNKNOWN",
+    "Credit",
+    "Metadata",
     "PhotoMeta",
     "SqliteMetadata",
     "credit_line",
