@@ -261,6 +261,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement, at most")
     parser.add_argument("--most", type=int, default=400, help="calls per measurement, at most")
     parser.add_argument("--no-synthetic", action="store_true")
+    parser.add_argument("--no-sample", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("DIR", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -270,19 +271,21 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     print(f"{os.cpu_count()} CPU cores")
-    sample = sample_pool(args)
+    sample = None if args.no_sample else sample_pool(args)
     synthetic = None if args.no_synthetic else synthetic_pool(args)
 
     def overhead(pool: dict, c: int) -> float:
         return pool[f"http_{c}"]["p50"] / pool[f"direct_{c}"]["p50"] - 1
 
-    figures = {
-        "sample_p95_ms_1": round(sample["http_1"]["p95"], 2),
-        "sample_qps_16": round(sample["http_16"]["qps"], 1),
-        "sample_overhead_1": round(overhead(sample, 1), 3),
-        "sample_cold_start_s": round(sample["cold_start_s"], 2),
-        "sample_rss_mb": round(sample["rss_mb"]),
-    }
+    figures = {}
+    if sample:
+        figures |= {
+            "sample_p95_ms_1": round(sample["http_1"]["p95"], 2),
+            "sample_qps_16": round(sample["http_16"]["qps"], 1),
+            "sample_overhead_1": round(overhead(sample, 1), 3),
+            "sample_cold_start_s": round(sample["cold_start_s"], 2),
+            "sample_rss_mb": round(sample["rss_mb"]),
+        }
     if synthetic:
         figures |= {
             "n": args.n,
