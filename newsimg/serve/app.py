@@ -35,7 +35,7 @@ from prometheus_client import (
 
 from newsimg.errors import InputError
 from newsimg.serve import schemas
-from newsimg.serve.engine import BadInput, Desk, Hit, NotFound, Timings
+from newsimg.serve.engine import ORIGINAL_SOURCE, BadInput, Desk, Hit, NotFound, Timings
 from newsimg.serve.pages import PageReader
 
 log = logging.getLogger(__name__)
@@ -431,7 +431,7 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
             row = desk.lookup.row_of(a["image_id"])
             original = None
             if row is not None:
-                own = Hit(0, row, a["image_id"], "newsimages", 1.0)
+                own = Hit(0, row, a["image_id"], ORIGINAL_SOURCE, 1.0)
                 original = result(own, desk.describe([own])[own.key])
             return schemas.ArticleDetail(
                 article_id=a["article_id"], headline=a["headline"], lead=a["lead"] or "",

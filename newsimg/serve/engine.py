@@ -31,10 +31,11 @@ from newsimg import dedup, images, leads
 from newsimg.errors import InputError, Rejected
 from newsimg.params import FetchParams, LeadsParams, ReportParams, SearchParams, ServeParams
 from newsimg.serve.paths import Artifacts
+from newsimg.store.names import NEWSIMAGES
 
 log = logging.getLogger(__name__)
 
-ORIGINAL_SOURCE = "newsimages"
+ORIGINAL_SOURCE = NEWSIMAGES  # the articles' own photos
 GROW = 4  # each refill of a filtered or folded answer searches this many times more candidates
 # the most candidates one answer searches, as a multiple of offset + k (at least MIN_CANDIDATES):
 # a page of a pool that is all near-duplicates comes back short rather than scanning the pool
@@ -284,7 +285,6 @@ class Desk:
         self.articles = pq.read_table(artifacts.articles)
         self.article_row = {a: i for i, a in enumerate(self.articles["article_id"].to_pylist())}
         self.originals = set(self.articles["image_id"].to_pylist())
-        self.original_rows = np.flatnonzero(np.asarray(pc.equal(self.sources, ORIGINAL_SOURCE)))
         self.stored = {
             name: pq.read_table(a.results)
             for name, a in artifacts.approaches.items()
