@@ -64,11 +64,11 @@ def wait(driver, condition, timeout: float = 30):
 
 
 def card_keys(driver) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [
-        c.get_attribute("data-key") for c in driver.find_elements(By.CSS_SELECTOR, "#results .card")
-    ]
+    """The keys of the result cards shown, read in one script (the grid may be re-rendering)."""
+    return driver.execute_script(
+        "return [].map.call(document.querySelectorAll('#results .card'),"
+        " function (c) { return c.getAttribute('data-key'); });"
+    )
 
 
 def test_search_more_like_this_shortlist_export_and_shared_url(browser, base: str) -> None:
