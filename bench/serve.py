@@ -148,9 +148,11 @@ def sample_pool(args: argparse.Namespace) -> dict:
     from newsimg.serve.app import load_desk
 
     port = free_port()
-    desk = load_desk(ROOT)
+    root = args.root.resolve()
+    desk = load_desk(root, root / "params.yaml")
     texts = desk.articles["headline_lead"].to_pylist()
-    argv = [sys.executable, "-m", "newsimg.cli", "serve", "--port", str(port)]
+    argv = [sys.executable, "-m", "newsimg.cli", "serve", "--port", str(port), "--root", str(root),
+            "--params", str(root / "params.yaml")]  # fmt: skip
     proc, cold = start_server(argv, port, texts[0])
     try:
         rows = compare(f"sample: {desk.index.ntotal} images, {desk.index.plan.kind} index, "
@@ -159,7 +161,7 @@ def sample_pool(args: argparse.Namespace) -> dict:
     finally:
         proc.terminate()
         proc.wait(30)
-    index_mb = folder_mb(ROOT / "artifacts/index") + folder_mb(Path(desk.index.vectors.folder))
+    index_mb = folder_mb(root / "artifacts/index") + folder_mb(Path(desk.index.vectors.folder))
     print(f"cold start to the first answer: {cold:.1f} s; server RSS {rss:.0f} MB, "
           f"index + embeddings on disk {index_mb:.1f} MB")  # fmt: skip
     return {"cold_start_s": cold, "rss_mb": rss, "index_mb": index_mb, **rows}
@@ -262,6 +264,7 @@ def main() -> None:
     parser.add_argument("--most", type=int, default=400, help="calls per measurement, at most")
     parser.add_argument("--no-synthetic", action="store_true")
     parser.add_argument("--no-sample", action="store_true")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the sample pipeline's folder")
     parser.add_argument("--child", nargs=2, metavar=("DIR", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
