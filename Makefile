@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test lint bench bench-peers clean
+.PHONY: install repro test lint bench bench-peers clean serve
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +46,7 @@ $(PEERS)/.installed: pyproject.toml
 bench-peers: install $(PEERS)/.installed
 	python bench/fetch.py --peer-python $(PEERS)/bin/python $(PEERS_ARGS)
 	python bench/index.py --peer-python $(PEERS)/bin/python $(PEERS_ARGS)
+
+# The photo desk over what `make repro` built: http://127.0.0.1:8000 (serve section of params.yaml)
+serve: install
+	newsimg serve

@@ -135,6 +135,13 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from newsimg import serve
+
+    serve.run(args.root, args.params, host=args.host, port=args.port)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="newsimg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "default: retrieve.licences",
     )
     p.set_defaults(run=_search)
+
+    p = commands.add_parser(
+        "serve", help="the photo desk: search page and JSON API over the built pipeline"
+    )
+    p.add_argument("--root", type=Path, default=Path("."), help="the pipeline's folder (dvc.yaml)")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--host", default=None, help="default: serve.host (127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="default: serve.port")
+    p.set_defaults(run=_serve)
 
     args = parser.parse_args(argv)
     setup_logging()

@@ -372,3 +372,28 @@ def load_section(name: str, path: str | Path = "params.yaml") -> Section:
     if not isinstance(doc, dict):
         raise ParamsError(f"{path}: expected a mapping of sections")
     return parse_section(name, doc.get(name))
+
+
+class ServeParams(Section):
+    """The photo desk (newsimg/serve): what it binds, accepts and answers by default."""
+
+    host: str = "127.0.0.1"  # loopback by default; 0.0.0.0 exposes it to the network
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000  # 0: any free port
+    workers: PositiveInt | None = None  # search threads; None: one per core
+    max_batch: PositiveInt = 32  # texts of concurrent requests encoded in one forward pass
+    approach: Literal["headline", "headline_lead", "lam"] = "lam"  # the default approach
+    k: PositiveInt = 20  # results per page by default
+    max_k: PositiveInt = 1000  # the most results one request may ask for (k + offset)
+    max_text_chars: PositiveInt = 10_000  # longer texts (headline, lead, query) are refused
+    max_upload_bytes: PositiveInt = 10_000_000  # larger image uploads are refused
+    max_pixels: PositiveInt = 89_478_485  # decompression-bomb guard for uploads (Pillow's)
+    request_timeout_s: Annotated[float, Field(gt=0)] = 30.0  # a request taking longer gets 503
+    dedup: bool = True  # fold near-duplicates by default
+    dedup_threshold: Annotated[float, Field(gt=0, le=1)] = 0.95  # cosine above it: a duplicate
+    min_score: Annotated[float, Field(ge=-1, le=1)] | None = None  # default score floor
+    include_originals: bool = False  # whether the articles' own photos may appear by default
+    thumb_px: PositiveInt = 256  # longer side of a thumbnail
+    image_cache: Annotated[int, Field(ge=0)] = 2048  # thumbnails and crops kept in memory
+
+
+SECTIONS["serve"] = ServeParams
