@@ -13,12 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from newsimg import sample
-from tests.conftest import ROOT, load_stage
-
-APPROACHES = {"headline": "headline", "headline_lead": "headline_lead", "lam": "headline_lead"}
+from tests.conftest import ROOT
+from tests.sample_pipeline import APPROACHES, build_to_index
 
 
 def build_pipeline(d: Path) -> Path:
@@ -31,60 +28,16 @@ def build_pipeline(d: Path) -> Path:
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
-    data, art = d / "data", d / "artifacts"
-    sample.generate(data, seed=1, n_articles=16, pool_size=120, n24news_per_section=(6, 2, 2))
-    doc = yaml.safe_load((ROOT / "params.yaml").read_text())
-    doc["fetch"]["source"] = str(data / "yfcc" / "bucket")
-    doc["fetch"]["shard_size"] = 50
-    doc["fetch"]["videos"] = str(art / "videos.txt")
-    doc["train"]["epochs"] = 2
-    doc["leads"]["pages_dir"] = str(data / "html")
-    doc["leads"]["retries"] = 1  # url queries to a dead port fail in a fraction of a second
-    doc["leads"]["backoff_s"] = 0.05
-    params = d / "params.yaml"
-    params.write_text(yaml.safe_dump(doc))
+    art = d / "artifacts"
+
+    def adjust(doc: dict) -> None:
+        doc["leads"]["pages_dir"] = str(d / "data" / "html")
+        doc["leads"]["retries"] = 1  # url queries to a dead port fail in a fraction of a second
+        doc["leads"]["backoff_s"] = 0.05
+
+    stage = build_to_index(d, adjust)
     shutil.copy(ROOT / "dvc.yaml", d / "dvc.yaml")
-
-    def stage(name: str, **paths: object) -> None:
-        argv = ["--params", str(params)]
-        for key, value in paths.items():
-            argv += [f"--{key.replace('_', '-')}", str(value)]
-        assert load_stage(name).main(argv) == 0, name
-
     model = art / "models" / "base"
-    stage("model", out=model)
-    stage(
-        "metadata",
-        manifest=data / "yfcc/manifest.txt",
-        metadata=data / "yfcc/metadata",
-        out=art / "metadata",
-        videos=art / "videos.txt",
-        metrics=d / "metrics/licences.json",
-    )
-    stage(
-        "fetch",
-        manifest=data / "yfcc/manifest.txt",
-        newsimages=data / "newsimages",
-        out=art / "shards",
-    )
-    stage("leads", articles=data / "articles.csv", html=data / "html", out=art / "articles.parquet")
-    stage("embed", format="shards", images=art / "shards", model=model, out=art / "embeddings/pool")
-    stage(
-        "embed",
-        format="n24news",
-        images=data / "n24news",
-        model=model,
-        out=art / "embeddings/n24news",
-    )
-    stage(
-        "train",
-        n24news=data / "n24news",
-        embeddings=art / "embeddings/n24news",
-        model=model,
-        out=art / "models/lam",
-        live=d / "dvclive",
-    )
-    stage("index", embeddings=art / "embeddings/pool", out=art / "index")
     for name, text in APPROACHES.items():
         encoder = art / "models/lam" if name == "lam" else model
         stage(

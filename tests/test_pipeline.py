@@ -13,17 +13,8 @@ import pytest
 import torch
 import yaml
 
-from newsimg import sample
-from tests.conftest import ROOT, load_stage
-
-APPROACHES = {"headline": "headline", "headline_lead": "headline_lead", "lam": "headline_lead"}
-
-
-def run_stage(params: Path, name: str, **paths: object) -> None:
-    argv = ["--params", str(params)]
-    for key, value in paths.items():
-        argv += [f"--{key.replace('_', '-')}", str(value)]
-    assert load_stage(name).main(argv) == 0, name
+from tests.conftest import load_stage
+from tests.sample_pipeline import APPROACHES, build_to_index, run_stage
 
 
 def returning_stages(params: Path, art: Path, res: Path, d: Path) -> None:
@@ -70,52 +61,9 @@ def returning_stages(params: Path, art: Path, res: Path, d: Path) -> None:
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small sample and params.yaml pointing at it; every stage run once, in DVC's order."""
     d = tmp_path_factory.mktemp("pipeline")
-    data, art = d / "data", d / "artifacts"
-    sample.generate(data, seed=1, n_articles=16, pool_size=120, n24news_per_section=(6, 2, 2))
-    doc = yaml.safe_load((ROOT / "params.yaml").read_text())
-    doc["model"]["source"] = "tiny"  # the fast tests keep the random model
-    doc["fetch"]["source"] = str(data / "yfcc" / "bucket")
-    doc["fetch"]["shard_size"] = 50
-    doc["fetch"]["videos"] = str(art / "videos.txt")
-    doc["train"]["epochs"] = 2
-    params = d / "params.yaml"
-    params.write_text(yaml.safe_dump(doc))
-
-    stage = partial(run_stage, params)
+    art = d / "artifacts"
+    stage = build_to_index(d)
     model = art / "models" / "base"
-    stage("model", out=model)
-    stage(
-        "metadata",
-        manifest=data / "yfcc/manifest.txt",
-        metadata=data / "yfcc/metadata",
-        out=art / "metadata",
-        videos=art / "videos.txt",
-        metrics=d / "metrics/licences.json",
-    )
-    stage(
-        "fetch",
-        manifest=data / "yfcc/manifest.txt",
-        newsimages=data / "newsimages",
-        out=art / "shards",
-    )
-    stage("leads", articles=data / "articles.csv", html=data / "html", out=art / "articles.parquet")
-    stage("embed", format="shards", images=art / "shards", model=model, out=art / "embeddings/pool")
-    stage(
-        "embed",
-        format="n24news",
-        images=data / "n24news",
-        model=model,
-        out=art / "embeddings/n24news",
-    )
-    stage(
-        "train",
-        n24news=data / "n24news",
-        embeddings=art / "embeddings/n24news",
-        model=model,
-        out=art / "models/lam",
-        live=d / "dvclive",
-    )
-    stage("index", embeddings=art / "embeddings/pool", out=art / "index")
     stage(
         "recall",
         index=art / "index",
@@ -123,7 +71,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         model=model,
         metrics=d / "metrics/index.json",
     )
-    returning_stages(params, art, art, d)
+    returning_stages(d / "params.yaml", art, art, d)
     return d
 
 
