@@ -153,7 +153,13 @@ def ddp_rows(args: argparse.Namespace, tmp: Path) -> dict:
     for devices in (1, 2):
         out = tmp / f"ddp-{devices}"
         if devices == 1:  # in this process
-            embed.run(EmbedParams(**params, devices=1), "shards", tmp / "ddp-shards", folder, out)
+            embed.run(
+                EmbedParams(**params, devices=1),
+                fmt="shards",
+                images=tmp / "ddp-shards",
+                model=folder,
+                out=out,
+            )
         else:  # Lightning starts the second process by running the stage script again
             params_file = tmp / "params-ddp.yaml"
             params_file.write_text(yaml.safe_dump({"embed": {**params, "devices": devices}}))

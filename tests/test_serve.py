@@ -119,7 +119,7 @@ def test_article_query_uses_the_approach_text(api, articles: list[dict]) -> None
 
 
 def test_each_result_carries_its_photo(api, desk, pipeline: Path) -> None:
-    from newsimg import report
+    from newsimg import submission
     from newsimg.metadata.lookup import Metadata
     from newsimg.store import shards
 
@@ -138,7 +138,7 @@ def test_each_result_carries_its_photo(api, desk, pipeline: Path) -> None:
         assert x["metadata"]["page_url"] == credit.page_url
         crop = api.get(x["crop"])
         assert crop.headers["content-type"] == "image/png"
-        assert crop.content == report.to_png(stored, 460, 260)  # exactly the export's PNG
+        assert crop.content == submission.to_png(stored, 460, 260)  # exactly the export's PNG
         full = api.get(x["image"])
         assert full.content == stored
         thumb = Image.open(io.BytesIO(api.get(x["thumbnail"]).content))

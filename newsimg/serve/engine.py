@@ -478,8 +478,8 @@ class Desk:
         return self._images.get(("thumb", key), make)
 
     def crop(self, key: str) -> bytes:
-        """The PNG the MediaEval export makes of this photo (report.to_png, report's size)."""
-        from newsimg.report import to_png
+        """The PNG the MediaEval export makes of this photo (submission.to_png, report's size)."""
+        from newsimg.submission import to_png
 
         row = self.row_of(key)
         p = self.report_params
