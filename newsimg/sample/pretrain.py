@@ -261,7 +261,7 @@ def train(
         "vocabulary": len(used),
         "loss_first": round(float(np.mean(losses[:20])), 4),
         "loss_last": round(float(np.mean(losses[-20:])), 4),
-        "temperature": round(float(1 / model.logit_scale.exp()), 4),
+        "temperature": round(float(1 / model.logit_scale.detach().exp()), 4),
         "mean_tokens": round(tokens / max(1, step * config.batch_size), 1),
     }
     return model.eval(), figures
