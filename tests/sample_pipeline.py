@@ -78,3 +78,20 @@ def build_to_index(
     )
     stage("index", embeddings=art / "embeddings/pool", out=art / "index")
     return stage
+
+
+def retrieve_all(stage: Callable[..., None], art: Path, res: Path) -> None:
+    """retrieve for every approach over ``art``, results and per-article tables under ``res``."""
+    model = art / "models" / "base"
+    for name, text in APPROACHES.items():
+        stage(
+            "retrieve",
+            articles=art / "articles.parquet",
+            text=text,
+            model=model,
+            encoder=art / "models/lam" if name == "lam" else model,
+            index=art / "index",
+            metadata=art / "metadata",
+            out=res / f"results/{name}.parquet",
+            per_article=res / f"per_article/{name}.parquet",
+        )

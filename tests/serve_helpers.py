@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
-from tests.sample_pipeline import APPROACHES, build_to_index
+from tests.sample_pipeline import build_to_index, retrieve_all
 
 
 def build_pipeline(d: Path) -> Path:
@@ -37,20 +37,7 @@ def build_pipeline(d: Path) -> Path:
 
     stage = build_to_index(d, adjust)
     shutil.copy(ROOT / "dvc.yaml", d / "dvc.yaml")
-    model = art / "models" / "base"
-    for name, text in APPROACHES.items():
-        encoder = art / "models/lam" if name == "lam" else model
-        stage(
-            "retrieve",
-            articles=art / "articles.parquet",
-            text=text,
-            model=model,
-            encoder=encoder,
-            index=art / "index",
-            metadata=art / "metadata",
-            out=art / f"results/{name}.parquet",
-            per_article=art / f"per_article/{name}.parquet",
-        )
+    retrieve_all(stage, art, art)
     done.touch()
     return d
 

@@ -14,27 +14,14 @@ import torch
 import yaml
 
 from tests.conftest import load_stage
-from tests.sample_pipeline import APPROACHES, build_to_index, run_stage
+from tests.sample_pipeline import APPROACHES, build_to_index, retrieve_all, run_stage
 
 
 def returning_stages(params: Path, art: Path, res: Path, d: Path) -> None:
     """The stages that return photos (retrieve, score, report): results and per-article tables
     under ``res``, metrics and reports under ``d``."""
     stage = partial(run_stage, params)
-    model = art / "models" / "base"
-    for name, text in APPROACHES.items():
-        encoder = art / "models/lam" if name == "lam" else model
-        stage(
-            "retrieve",
-            articles=art / "articles.parquet",
-            text=text,
-            model=model,
-            encoder=encoder,
-            index=art / "index",
-            metadata=art / "metadata",
-            out=res / f"results/{name}.parquet",
-            per_article=res / f"per_article/{name}.parquet",
-        )
+    retrieve_all(stage, art, res)
     stage(
         "score",
         articles=art / "articles.parquet",

@@ -132,16 +132,17 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
     )
     app.state.desk, app.state.pool, app.state.metrics = desk, pool, metrics
 
+    def too_slow() -> BadInput:
+        return BadInput(
+            "request", f"took longer than serve.request_timeout_s ({p.request_timeout_s} s)", 503
+        )
+
     async def blocking(fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         try:
             return await asyncio.wait_for(loop.run_in_executor(pool, fn), p.request_timeout_s)
         except TimeoutError:
-            raise BadInput(
-                "request",
-                f"took longer than serve.request_timeout_s ({p.request_timeout_s} s)",
-                503,
-            ) from None
+            raise too_slow() from None
 
     # --- errors and metrics ---------------------------------------------------------------
 
@@ -296,11 +297,7 @@ def create_app(desk: Desk, *, workers: int | None = None) -> FastAPI:
         try:
             vector = await asyncio.wait_for(asyncio.wrap_future(future), p.request_timeout_s)
         except TimeoutError:
-            raise BadInput(
-                "request",
-                f"took longer than serve.request_timeout_s ({p.request_timeout_s} s)",
-                503,
-            ) from None
+            raise too_slow() from None
         timings.encode_ms += 1000 * (time.perf_counter() - t1)
         return await blocking(lambda: answer(query, lambda t: vector, opts, t0, timings))
 
