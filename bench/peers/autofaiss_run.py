@@ -4,11 +4,10 @@
         --memory 1234567B [--k 10]
 
 Builds with ``autofaiss.build_index`` (everything else at autofaiss's defaults: it picks the
-index from the memory budget and the search parameters for its default 10 ms query-time
-bound), searches all queries in one batch with the parameters it picked, writes the rows found
-to OUT_DIR/rows.npy and prints one JSON line. Run by bench/index.py as a subprocess.
-AUTOFAISS_VERBOSE=1 shows autofaiss's own log.
-"""
+index from the memory budget and the search parameters for its default 10 ms query-time bound),
+searches all queries in one batch with the parameters it picked (queries/s: the fastest of
+three), writes the rows found to OUT_DIR/rows.npy and prints one JSON line. Run by
+bench/index.py as a subprocess. AUTOFAISS_VERBOSE=1 shows autofaiss's own log."""
 
 from __future__ import annotations
 
@@ -53,10 +52,13 @@ def main() -> int:
         print(f"autofaiss built no index at max_index_memory_usage {args.memory}", file=sys.stderr)
         return 1
     queries = np.ascontiguousarray(np.load(args.queries), dtype=np.float32)
-    index.search(queries[:10], args.k)  # warm up, as the newsimg side is
-    start = time.perf_counter()
-    _, rows = index.search(queries, args.k)
-    qps = len(queries) / (time.perf_counter() - start)
+    index.search(queries[:10], args.k)  # warm up
+    best = float("inf")
+    for _ in range(3):  # the fastest of three batch searches, as bench/index.py times newsimg
+        start = time.perf_counter()
+        _, rows = index.search(queries, args.k)
+        best = min(best, time.perf_counter() - start)
+    qps = len(queries) / best
     np.save(args.out / "rows.npy", rows)
     result = {
         "index_key": infos["index_key"],
