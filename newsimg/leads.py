@@ -251,7 +251,8 @@ RULES = (
     "prompt",  # paywall and login prompt sentences
     "box_sentence",  # cookie and newsletter sentences inside paragraphs
     "pull_quote",  # a sentence repeated later (pull quotes)
-    "opening",  # the opening paragraphs the first extractor missed, taken from the second
+    "agreed_start",  # the body starts where both extractors agree; what one alone has before
+    # is kept only where the page shows it is the opening (outside headings and furniture)
     "coverage",  # the second extractor's text when the first found under half of it
 )
 _off: set[str] = set()
@@ -666,7 +667,7 @@ def extract_lead(
         elif words >= MIN_WORDS:
             found.append((name, sentences))
     if len(found) > 1:
-        name, sentences = combine(*found[0], *found[1], headline=headline)
+        name, sentences = combine(*found[0], *found[1], headline=headline, html=html)
     elif found:
         name, sentences = found[0]
     elif paywalled:
@@ -690,43 +691,201 @@ def extract_lead(
     return Lead(lead, "ok", name, headline, language, confidence)
 
 
-OPENING_MAX_WORDS = 120  # an opening the first extractor missed is at most this long
+OPENING_MAX_WORDS = 250  # text only one extractor has before the agreed start: at most this
+START_WINDOW = 15  # the two bodies must agree within their first this many sentences
+# Where text only one extractor found before the body sits, it is page furniture, not an
+# opening: a heading (the headline, a standfirst set as <h2>), the article's header, a figure,
+# a table, a form; or a container whose class or id names furniture (share and video boxes,
+# captions and credits, summaries and standfirsts, bylines, related links, sign-up prompts).
+_FURNITURE_TAGS = frozenset(
+    [
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "footer",
+        "nav",
+        "aside",
+        "figure",
+        "figcaption",
+        "table",
+        "form",
+        "button",
+        "label",
+        "time",
+    ]
+)
+_FURNITURE_CLASS = re.compile(
+    r"share|sharing|social|video|caption|credit|photo|img|image|figure|gallery|promo|related|"
+    r"newsletter|subscri|signup|login|regist|tool|byline|author|summary|standfirst|\bdek|deck|"
+    r"subtitle|subhead|strap|teaser|excerpt|descr|kicker|breadcrumb|\bnav|menu|comment|advert|"
+    r"sponsor|widget|sidebar|popup|modal|banner",
+    re.IGNORECASE,
+)
 
 
-def _after_headline(prefix: list[str], headline: str) -> list[str]:
-    """What follows the last copy of the headline in ``prefix``: text before the headline is a
-    page header (a standfirst or kicker above the title), not an opening. ``prefix`` itself when
-    the headline is not in it."""
-    words = re.findall(r"\w+", headline)
-    if not words:
-        return prefix
-    text = " ".join(prefix)
-    matches = list(re.finditer(r"\W+".join(map(re.escape, words)), text, re.IGNORECASE))
-    if not matches:
-        return prefix
-    rest = text[matches[-1].end() :].lstrip(" :|-–—").strip()
-    return split_sentences(rest) if rest else []
+def _key(sentence: str) -> list[str]:
+    return _norm(sentence).split()[:8]
+
+
+def _same_start(a: str, b: str) -> bool:
+    """Two extractors' versions of one sentence: the first words of one among the first words
+    of the other (they split paragraphs, mark list items and keep datelines differently)."""
+    wa, wb = _norm(a).split(), _norm(b).split()
+    n = min(8, len(wa), len(wb))
+    if n < 3:
+        return False
+    return (
+        f" {' '.join(wa[:n])} " in f" {' '.join(wb[: n + 12])} "
+        or f" {' '.join(wb[:n])} " in f" {' '.join(wa[: n + 12])} "
+    )
+
+
+def _agreed_start(ours: Sequence[str], theirs: Sequence[str]) -> tuple[int, int] | None:
+    """``(i, j)``: the earliest sentence both bodies have, ``ours[i]`` and ``theirs[j]`` (smallest
+    ``i + j`` within the first START_WINDOW of each); None when they share none there."""
+    best = None
+    for i, a in enumerate(ours[:START_WINDOW]):
+        for j, b in enumerate(theirs[:START_WINDOW]):
+            if (best is None or i + j < sum(best)) and _same_start(a, b):
+                best = (i, j)
+    return best
+
+
+class _PageIndex:
+    """A page's words in document order, each with the element whose text holds it, for
+    finding where a sentence sits."""
+
+    def __init__(self, html: str) -> None:
+        import bisect
+
+        import lxml.etree
+        import lxml.html
+
+        self._bisect = bisect.bisect_right
+        self.owners: list[object] = []
+        self.text, self.starts = "", []
+        try:
+            doc = lxml.html.document_fromstring(html)
+        except (ValueError, lxml.etree.ParserError):
+            return
+        for bad in doc.xpath("//script|//style|//noscript|//template"):
+            bad.drop_tree()
+        words: list[str] = []
+
+        def add(text: str | None, owner: object) -> None:
+            if text and owner is not None:
+                for word in _norm(text).split():
+                    words.append(word)
+                    self.owners.append(owner)
+
+        for event, el in lxml.etree.iterwalk(doc, events=("start", "end")):
+            if event == "start" and isinstance(el.tag, str):
+                add(el.text, el)
+            elif event == "end":
+                add(el.tail, el.getparent())
+        offset = 0
+        for word in words:
+            self.starts.append(offset)
+            offset += len(word) + 1
+        self.text = " ".join(words)
+
+    def locate(self, sentence: str) -> tuple[int, object] | None:
+        """``(position, element)`` of the sentence's first words in the page (the element holding
+        its first word), the first occurrence; None when the page does not hold them."""
+        key = " ".join(_key(sentence))
+        if len(key.split()) < 2:
+            return None
+        at = f" {self.text} ".find(f" {key} ")
+        if at < 0:
+            return None
+        pos = self._bisect(self.starts, at) - 1
+        return pos, self.owners[pos]
+
+
+def _furniture_container(el: object, anchor: object) -> bool:
+    """Whether ``el`` sits in furniture below its common ancestor with the body's ``anchor``."""
+    above = set()
+    node = anchor
+    while node is not None:
+        above.add(id(node))
+        node = node.getparent()  # type: ignore[attr-defined]
+    node = el
+    while node is not None and id(node) not in above:
+        tag = node.tag  # type: ignore[attr-defined]
+        names = f"{node.get('class') or ''} {node.get('id') or ''}"  # type: ignore[attr-defined]
+        if tag in _FURNITURE_TAGS or _FURNITURE_CLASS.search(names):
+            return True
+        node = node.getparent()  # type: ignore[attr-defined]
+    return False
+
+
+def _opening(
+    candidates: Sequence[str], anchor: str, rest: Sequence[str], index: _PageIndex
+) -> list[str]:
+    """Of the sentences only one extractor has before the agreed start, those that are the
+    article's opening: found in the page outside any furniture (relative to where the agreed
+    start sits), not repeated later in the body; in page order."""
+    found = index.locate(anchor)
+    if found is None:
+        return []
+    later = " ".join(_norm(s) for s in rest)
+    kept = []
+    for sentence in candidates:
+        where = index.locate(sentence)
+        key = _norm(sentence)
+        if where is None or (len(key.split()) >= 5 and key in later):
+            continue
+        if where[0] < found[0] + 1 and not _furniture_container(where[1], found[1]):
+            kept.append((where[0], sentence))
+    kept.sort(key=lambda pair: pair[0])
+    opening = [sentence for _, sentence in kept]
+    if count_words(" ".join(opening)) > OPENING_MAX_WORDS:
+        return []
+    return opening
 
 
 def combine(
-    first: str, ours: list[str], second: str, theirs: list[str], *, headline: str = ""
+    first: str,
+    ours: list[str],
+    second: str,
+    theirs: list[str],
+    *,
+    headline: str = "",
+    html: str = "",
 ) -> tuple[str, list[str]]:
-    """One body from two extractors' cleaned sentences: the first's, unless it found under half
-    of what the second found (it took one block of the article: the second's); with the opening
-    sentences the second has before the first's first sentence put back (an opening paragraph
-    in a container of its own, which newspaper4k often misses)."""
+    """One body from two extractors' cleaned sentences.
+
+    The body is the first's, unless it found under half of what the second found (it took one
+    block of the article: then the second's). Its start is where the two agree: the earliest
+    sentence both have. What only one of them has before that is kept only where the page
+    shows it is the article's opening (``html``: outside headings, the header, figures and
+    containers named for share boxes, captions, standfirsts and the like), else dropped: a
+    standfirst, a caption or a share blurb one extractor took, or an opening paragraph in a
+    container of its own that the other missed.
+    """
+    base_name, base, other = first, ours, theirs
     if _on("coverage") and count_words(" ".join(ours)) < 0.5 * count_words(" ".join(theirs)):
-        return second, theirs
-    if _on("opening"):
-        start = " ".join(_norm(ours[0]).split()[:8])
-        for i, sentence in enumerate(theirs[:12]):
-            if _norm(sentence).startswith(start):
-                prefix = _after_headline(theirs[:i], headline) if _on("headline") else theirs[:i]
-                n = count_words(" ".join(prefix))
-                if prefix and n <= OPENING_MAX_WORDS and any(count_words(p) >= 6 for p in prefix):
-                    return f"{first}+{second}", prefix + ours
-                break
-    return first, ours
+        base_name, base, other = second, theirs, ours
+    if not _on("agreed_start") or not html:
+        return base_name, base
+    start = _agreed_start(base, other)
+    if start is None:
+        return base_name, base
+    i, j = start
+    candidates = [*other[:j], *base[:i]]
+    if not candidates:
+        return base_name, base
+    rest = base[i:]
+    if _on("headline"):
+        candidates = [c for c in candidates if _drop_headline(c, headline)]
+    opening = _opening(candidates, rest[0], rest, _PageIndex(html))
+    extra = any(s in other[:j] for s in opening)
+    name = f"{base_name}+{second if base_name == first else first}" if extra else base_name
+    return name, opening + rest
 
 
 def page_lead(
