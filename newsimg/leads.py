@@ -179,15 +179,6 @@ _DATE_PREFIX = re.compile(
 _TIMESTAMP_LINE = re.compile(
     r"^(?:updated|published|posted|last updated|first published|last modified)\b", re.IGNORECASE
 )
-# Wire datelines before the first sentence: "WASHINGTON (Reuters) - ", "LONDON, March 3 — ".
-_WIRE_DATELINE = re.compile(
-    r"^[A-Z][A-Z .'’-]{2,40}(?:,[^—–-]{1,40})?(?:\s*\([\w .]{2,30}\))?\s+[—–-]+\s+"
-)
-# Agency datelines in any case: "Dayton (CNN) — ", "(AP) — ", "Paris, France (AFP) - ".
-_AGENCY_DATELINE = re.compile(
-    r"^(?:[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,3}(?:,\s*[A-Z][\w.'’ ]{1,30})?\s+)?"
-    r"\((?:CNN|AP|Reuters|AFP|Bloomberg|UPI|dpa|AAP|CNS|[A-Z]{2,6})\)\s*[—–-]+\s*"
-)
 # Sentences that are paywall or page prompts, never article text.
 _PROMPT = re.compile(
     r"\b(?:subscribers? only|(?:is|are) for subscribers|unlimited (?:digital )?access|"
@@ -199,8 +190,6 @@ _PROMPT = re.compile(
 _PREFIXES = (
     ("byline_prefix", _BYLINE_PREFIX),
     ("date_prefix", _DATE_PREFIX),
-    ("wire_dateline", _WIRE_DATELINE),
-    ("agency_dateline", _AGENCY_DATELINE),
 )
 _SENTENCE_END = re.compile(r"""[.!?…:;。！？]["'”’)\]」』）]*$""")
 _SHORT_LINE_WORDS = 8
@@ -211,15 +200,11 @@ def _norm(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.casefold()))
 
 
-def _drop_headline(line: str, headline: str) -> str:
-    """The line without a leading copy of the headline (trafilatura starts with the title).
-
-    Near-equal counts too: pages tweak punctuation or add " | Site" to the title.
-    """
+def _drop_one_headline(line: str, headline: str) -> str:
     head, norm_line = _norm(headline), _norm(line)
     if not head:
         return line
-    if norm_line.startswith(head + " "):
+    if norm_line.startswith(head + " ") and len(head.split()) >= 3:
         # The title glued to the text (trafilatura on thin pages): cut after the headline's words.
         tokens = line.split()
         for i in range(1, len(tokens)):
@@ -230,6 +215,19 @@ def _drop_headline(line: str, headline: str) -> str:
     return line
 
 
+def _drop_headline(line: str, headline: str | Sequence[str]) -> str:
+    """The line without a leading copy of the headline (trafilatura starts with the title), or
+    of any of the page's titles when several are given (og:title, <h1>, <title>).
+
+    Near-equal counts too: pages tweak punctuation or add " | Site" to the title.
+    """
+    for title in [headline] if isinstance(headline, str) else headline:
+        line = _drop_one_headline(line, title)
+        if not line:
+            break
+    return line
+
+
 # The cleaning rules by name, each switchable (bench/leads.py --rules measures what each one
 # changes on real pages and what it is worth).
 RULES = (
@@ -237,8 +235,6 @@ RULES = (
     "headline",  # the headline repeated before the body (or glued to it)
     "byline_prefix",  # "By Jane Doe | " glued before the text
     "date_prefix",  # "June 16, 2025 · " glued before the text
-    "wire_dateline",  # "WASHINGTON (Reuters) - "
-    "agency_dateline",  # "Dayton (CNN) — "
     "furniture_line",  # captions, ad slots, share/newsletter/related lines
     "box_line",  # cookie banner and newsletter box paragraphs
     "byline_line",  # a paragraph that is only a byline
@@ -305,7 +301,7 @@ def _is_furniture(line: str, leading: bool = True) -> bool:
     return _on("short_line") and words <= short and not _SENTENCE_END.search(line)
 
 
-def clean_paragraphs(text: str, headline: str) -> list[str]:
+def clean_paragraphs(text: str, headline: str | Sequence[str]) -> list[str]:
     """The extractor's text as paragraphs with leaked furniture removed, whitespace collapsed."""
     paragraphs = []
     for raw in text.splitlines():
@@ -495,16 +491,22 @@ class Lead:
         return len(self.text.split())
 
 
-def page_title(html: str) -> str:
-    """The page's headline: og:title, else the first <h1>, else <title>."""
+def _document(html: str) -> object | None:
     import lxml.html
 
     try:
-        doc = lxml.html.document_fromstring(html)
+        return lxml.html.document_fromstring(html)
     except (ValueError, lxml.etree.ParserError):
+        return None
+
+
+def page_title(html: str) -> str:
+    """The page's headline: og:title, else the first <h1>, else <title>."""
+    doc = _document(html)
+    if doc is None:
         return ""
     for xpath in ('//meta[@property="og:title"]/@content', "//h1", "//title"):
-        found = doc.xpath(xpath)
+        found = doc.xpath(xpath)  # type: ignore[attr-defined]
         if found:
             text = found[0] if isinstance(found[0], str) else found[0].text_content()
             if text.strip():
@@ -512,10 +514,31 @@ def page_title(html: str) -> str:
     return ""
 
 
+# " | Site Name", " - Site", " — Section — Site" after a <title>'s headline
+_TITLE_SEPARATOR = re.compile(r"\s+[|–—•·:»-]+\s+|\s+::\s+")
+
+
+def page_titles(html: str) -> list[str]:
+    """Every title the page gives its article, as a body may repeat any of them: og:title,
+    twitter:title, the first two <h1>, <title>, and the parts of those split at a site-name
+    separator (" | Site") that have three words or more."""
+    doc = _document(html)
+    if doc is None:
+        return []
+    found = doc.xpath(  # type: ignore[attr-defined]
+        '//meta[@property="og:title"]/@content|//meta[@name="twitter:title"]/@content'
+    )
+    found += [h.text_content() for h in doc.xpath("//h1")[:2]]  # type: ignore[attr-defined]
+    found += [t.text_content() for t in doc.xpath("//title")[:1]]  # type: ignore[attr-defined]
+    titles = [" ".join(t.split()) for t in found if t.strip()]
+    parts = [p for t in titles for p in _TITLE_SEPARATOR.split(t) if len(p.split()) >= 3]
+    return list(dict.fromkeys([*titles, *parts]))
+
+
 PAYWALL_TEASER_WORDS = 30  # a page with a paywall prompt and less text than this is a paywall
 
 
-def body_sentences(text: str, headline: str) -> tuple[list[str], bool]:
+def body_sentences(text: str, headline: str | Sequence[str]) -> tuple[list[str], bool]:
     """The extractor's text cleaned and split into sentences, prompts dropped; and whether a
     paywall or login prompt was among them."""
     sentences = [s for p in clean_paragraphs(text, headline) for s in split_sentences(p)]
@@ -647,6 +670,7 @@ def extract_lead(
     """
     if mode not in ("first_words", "sentences"):
         raise ValueError(f"mode must be first_words or sentences, not {mode!r}")
+    titles = ([headline] if headline else []) + page_titles(html)
     if headline is None:
         headline = page_title(html)
     errors, paywalled = [], False
@@ -660,14 +684,14 @@ def extract_lead(
             log.debug("%s failed on %s: %r", name, url, err)
             errors.append(reason(name, err))
             continue
-        sentences, prompted = body_sentences(text, headline)
+        sentences, prompted = body_sentences(text, titles)
         words = count_words(" ".join(sentences))
         if prompted and words < PAYWALL_TEASER_WORDS:
             paywalled = True
         elif words >= MIN_WORDS:
             found.append((name, sentences))
     if len(found) > 1:
-        name, sentences = combine(*found[0], *found[1], headline=headline, html=html)
+        name, sentences = combine(*found[0], *found[1], headline=titles, html=html)
     elif found:
         name, sentences = found[0]
     elif paywalled:
@@ -675,7 +699,7 @@ def extract_lead(
     else:
         # The last resort, so that a page with any text gives a lead (a missing tokenizer,
         # a page both extractors misread).
-        sentences = body_sentences(_paragraph_text(html), headline)[0]
+        sentences = body_sentences(_paragraph_text(html), titles)[0]
         name = "paragraphs"
         if not sentences:
             return Lead("", errors[0] if errors else "no_text", "", headline)
@@ -691,6 +715,7 @@ def extract_lead(
     return Lead(lead, "ok", name, headline, language, confidence)
 
 
+COVERAGE = 1.0  # the first extractor found under this share of the second's text: the second's
 OPENING_MAX_WORDS = 250  # text only one extractor has before the agreed start: at most this
 START_WINDOW = 15  # the two bodies must agree within their first this many sentences
 # Where text only one extractor found before the body sits, it is page furniture, not an
@@ -808,13 +833,13 @@ class _PageIndex:
 
 def _furniture_container(el: object, anchor: object) -> bool:
     """Whether ``el`` sits in furniture below its common ancestor with the body's ``anchor``."""
-    above = set()
+    above = []  # the elements themselves (lxml proxies are only stable while referenced)
     node = anchor
     while node is not None:
-        above.add(id(node))
+        above.append(node)
         node = node.getparent()  # type: ignore[attr-defined]
     node = el
-    while node is not None and id(node) not in above:
+    while node is not None and not any(node is a for a in above):
         tag = node.tag  # type: ignore[attr-defined]
         names = f"{node.get('class') or ''} {node.get('id') or ''}"  # type: ignore[attr-defined]
         if tag in _FURNITURE_TAGS or _FURNITURE_CLASS.search(names):
@@ -854,7 +879,7 @@ def combine(
     second: str,
     theirs: list[str],
     *,
-    headline: str = "",
+    headline: str | Sequence[str] = "",
     html: str = "",
 ) -> tuple[str, list[str]]:
     """One body from two extractors' cleaned sentences.
@@ -868,7 +893,7 @@ def combine(
     container of its own that the other missed.
     """
     base_name, base, other = first, ours, theirs
-    if _on("coverage") and count_words(" ".join(ours)) < 0.5 * count_words(" ".join(theirs)):
+    if _on("coverage") and count_words(" ".join(ours)) < COVERAGE * count_words(" ".join(theirs)):
         base_name, base, other = second, theirs, ours
     if not _on("agreed_start") or not html:
         return base_name, base
