@@ -720,6 +720,14 @@ def test_combine_starts_where_both_extractors_agree() -> None:
         assert leads.combine("newspaper", S[:2], "trafilatura", S) == ("newspaper", S[:2])
 
 
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: t.__name__)
+def test_newspaper_body_only_parse_gives_the_whole_parses_text(template: Template) -> None:
+    page = template(HEADLINE, PARAGRAPHS)
+    text = leads.extract_newspaper(page, URL)
+    assert text == leads.extract_newspaper(page, URL, body_only=False)
+    assert PARAGRAPHS[1] in text
+
+
 def test_page_titles_and_their_removal() -> None:
     html = f"""<html><head><title>Bridge vote: what it means | The Daily Ledger</title>
 <meta property="og:title" content="Council backs the bridge"></head>
