@@ -194,6 +194,8 @@ _DATE_PREFIX = re.compile(
 _TIMESTAMP_LINE = re.compile(
     r"^(?:updated|published|posted|last updated|first published|last modified)\b", re.IGNORECASE
 )
+# An editor's note, wholly in parentheses or brackets: "(Corrects ...)", "(Reporting by ...)".
+_NOTE_LINE = re.compile(r"^(?:\([^()]+\)|\[[^\[\]]+\])\.?$")
 # Sentences that are paywall or page prompts, never article text.
 _PROMPT = re.compile(
     r"\b(?:subscribers? only|(?:is|are) for subscribers|unlimited (?:digital )?access|"
@@ -259,6 +261,7 @@ RULES = (
     "cookie_line",  # cookie banner paragraphs in any language
     "breadcrumb",  # "Home > News > Politics"
     "label_line",  # "Key points:", "- ": a label or no letters at all
+    "note_line",  # a paragraph wholly in parentheses: "(Corrects ...)", "(Reporting by ...)"
     "prompt",  # paywall and login prompt sentences
     "box_sentence",  # cookie and newsletter sentences inside paragraphs
     "pull_quote",  # a sentence repeated later (pull quotes)
@@ -307,6 +310,8 @@ def _is_furniture(line: str, leading: bool = True) -> bool:
         return True
     if _on("breadcrumb") and _BREADCRUMB.match(line):
         return True
+    if _on("note_line") and words <= 40 and _NOTE_LINE.match(line):
+        return True  # "(Corrects 10th paragraph ...)", "[Updated with ...]"
     if _on("label_line") and (
         not re.search(r"[^\W\d_]", line) or (words <= 4 and line.endswith(":"))
     ):

@@ -635,6 +635,25 @@ def test_clean_paragraphs_drops_leaked_furniture() -> None:
     ]
 
 
+def test_editors_notes_in_parentheses_are_dropped() -> None:
+    text = "\n".join(
+        [
+            "(Corrects 10th paragraph to show the bridge is in Elm County, not Oak County.)",
+            PARAGRAPHS[0],
+            "(Reporting by Jane Doe; Editing by John Roe)",
+            PARAGRAPHS[1],
+            "(CNN) -- The vote came late on Thursday.",  # an agency tag opens a sentence: kept
+        ]
+    )
+    assert leads.clean_paragraphs(text, HEADLINE) == [
+        PARAGRAPHS[0],
+        PARAGRAPHS[1],
+        "(CNN) -- The vote came late on Thursday.",
+    ]
+    with leads.rules_off("note_line"):
+        assert len(leads.clean_paragraphs(text, HEADLINE)) == 5
+
+
 def test_real_page_furniture_in_any_language_and_body_subheadings() -> None:
     text = "\n".join(
         [
