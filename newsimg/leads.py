@@ -5,9 +5,10 @@ Pages live in a cache folder (``leads.pages_dir``, one ``{article_id}.html`` per
 per host, timeouts, retries with backoff, a size cap, HTML only); the extraction itself reads only
 the cache, so re-runs need no network and give the same output.
 
-Every page goes through newspaper4k and/or trafilatura; the body is cleaned of leaked page
-furniture (title line, bylines, datelines, captions and photo credits, ad slots, share, newsletter
-and cookie boxes, paywall prompts) and cut by ``leads.mode``: ``sentences`` keeps whole sentences
+Every page goes through newspaper4k and/or trafilatura; each body is cleaned of leaked page
+furniture (title lines, bylines, captions and photo credits, ad slots, share, newsletter and
+cookie boxes, editor's notes, paywall prompts), the two are combined where they agree (see
+:func:`combine`), and the lead is cut by ``leads.mode``: ``sentences`` keeps whole sentences
 while the approach text (``leads.template``) fits the text encoder's token budget; ``first_words``
 is the paper's rule, the first ``max_words`` whitespace words. One Parquet row per CSV row, in CSV
 order, with a status per article; one bad page never stops the stage.
