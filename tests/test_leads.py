@@ -627,10 +627,31 @@ def test_clean_paragraphs_drops_leaked_furniture() -> None:
             "By noon, hundreds had gathered outside.",
         ]
     )
+    # a wire dateline is article text in every real ground truth (readability, newspaper4k,
+    # goose): it stays
     assert leads.clean_paragraphs(text, HEADLINE) == [
-        "The U.S. Senate voted on Thursday.",
+        "WASHINGTON (Reuters) - The U.S. Senate voted on Thursday.",
         "By noon, hundreds had gathered outside.",
     ]
+
+
+def test_editors_notes_in_parentheses_are_dropped() -> None:
+    text = "\n".join(
+        [
+            "(Corrects 10th paragraph to show the bridge is in Elm County, not Oak County.)",
+            PARAGRAPHS[0],
+            "(Reporting by Jane Doe; Editing by John Roe)",
+            PARAGRAPHS[1],
+            "(CNN) -- The vote came late on Thursday.",  # an agency tag opens a sentence: kept
+        ]
+    )
+    assert leads.clean_paragraphs(text, HEADLINE) == [
+        PARAGRAPHS[0],
+        PARAGRAPHS[1],
+        "(CNN) -- The vote came late on Thursday.",
+    ]
+    with leads.rules_off("note_line"):
+        assert len(leads.clean_paragraphs(text, HEADLINE)) == 5
 
 
 def test_real_page_furniture_in_any_language_and_body_subheadings() -> None:
@@ -664,32 +685,88 @@ def test_real_page_furniture_in_any_language_and_body_subheadings() -> None:
         leads.rules_off("no_such_rule").__enter__()
 
 
-def test_combine_restores_a_missed_opening_and_a_missed_body() -> None:
-    opening = "Sich kurz zu fassen, ist ein wesentliches Prinzip eines Gesprächs."
-    theirs = [opening, *S]
-    # newspaper4k missed the opening paragraph (two sentences): put back from trafilatura
-    assert leads.combine("newspaper", S[1:], "trafilatura", theirs) == (
-        "newspaper+trafilatura",
-        theirs,
+OPENING = "Sich kurz zu fassen, ist ein wesentliches Prinzip eines Gesprächs."
+STANDFIRST = "A short summary of why this vote matters for everyone in the city."
+SHARE_BLURB = "Read the council's full statement on the vote and share it with friends."
+# Where each text sits decides whether it is an opening: the standfirst in the header, a
+# share blurb in a share box, the opening paragraph in a container of its own.
+AGREEMENT_PAGE = f"""<html><head><title>{HEADLINE} | The Daily Ledger</title></head><body>
+<article><header><h1>{HEADLINE}</h1><p class="standfirst">{STANDFIRST}</p></header>
+<div class="share-tools"><p>{SHARE_BLURB}</p></div>
+<div class="first-par"><p>{OPENING}</p></div>
+<div class="story-body">{_ps(PARAGRAPHS)}</div></article></body></html>"""
+
+
+def test_combine_starts_where_both_extractors_agree() -> None:
+    page = {"headline": HEADLINE, "html": AGREEMENT_PAGE}
+    # newspaper4k missed the opening paragraph in its own container: put back from trafilatura
+    assert leads.combine("newspaper", S, "trafilatura", [OPENING, *S], **page) == (
+        "trafilatura",
+        [OPENING, *S],
     )
-    assert leads.combine("newspaper", S, "trafilatura", theirs) == (
-        "newspaper+trafilatura",
-        theirs,
+    # the longer body is the base, the other's opening put before it
+    assert leads.combine("newspaper", [OPENING, *S[:-1]], "trafilatura", S, **page) == (
+        "trafilatura+newspaper",
+        [OPENING, *S],
     )
-    # a standfirst above the repeated headline is the page's header, not an opening
-    header = [f"{opening} {HEADLINE}", S[0]]
+    # a standfirst in the header or a share blurb only one extractor took: dropped
+    for junk in (STANDFIRST, SHARE_BLURB):
+        assert leads.combine("newspaper", S, "trafilatura", [junk, *S], **page) == (
+            "trafilatura",
+            S,
+        )
+        assert leads.combine("newspaper", [junk, *S], "trafilatura", S[1:], **page) == (
+            "newspaper",
+            S,
+        )
+    # both extractors start late, one with a standfirst: the agreed start, the opening kept
     assert leads.combine(
-        "newspaper", S[1:], "trafilatura", [*header, *S[1:]], headline=HEADLINE
-    ) == (
-        "newspaper+trafilatura",
-        S,
+        "newspaper", [STANDFIRST, OPENING, *S], "trafilatura", [SHARE_BLURB, *S], **page
+    ) == ("newspaper", [OPENING, *S])
+    # without the page (or with the rule off) nothing is dropped; the longer body is the base
+    assert leads.combine("newspaper", S, "trafilatura", [STANDFIRST, *S]) == (
+        "trafilatura",
+        [STANDFIRST, *S],
     )
-    # a caption-like prefix (no sentence of six words) is not an opening
-    assert leads.combine("newspaper", S, "trafilatura", ["Key facts", *S]) == ("newspaper", S)
-    # the first found under half of the second's text: the second's
+    with leads.rules_off("agreed_start"):
+        assert leads.combine("newspaper", S, "trafilatura", [STANDFIRST, *S], **page) == (
+            "trafilatura",
+            [STANDFIRST, *S],
+        )
+    # the first found less than the second's text: the second's
     assert leads.combine("newspaper", S[:2], "trafilatura", S) == ("trafilatura", S)
-    with leads.rules_off("coverage", "opening"):
-        assert leads.combine("newspaper", S[:2], "trafilatura", theirs) == ("newspaper", S[:2])
+    with leads.rules_off("coverage", "agreed_start"):
+        assert leads.combine("newspaper", S[:2], "trafilatura", S) == ("newspaper", S[:2])
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: t.__name__)
+def test_newspaper_body_only_parse_gives_the_whole_parses_text(template: Template) -> None:
+    page = template(HEADLINE, PARAGRAPHS)
+    text = leads.extract_newspaper(page, URL)
+    assert text == leads.extract_newspaper(page, URL, body_only=False)
+    assert PARAGRAPHS[1] in text
+
+
+def test_page_titles_and_their_removal() -> None:
+    html = f"""<html><head><title>Bridge vote: what it means | The Daily Ledger</title>
+<meta property="og:title" content="Council backs the bridge"></head>
+<body><h1>{HEADLINE}</h1><p>{PARAGRAPHS[0]}</p></body></html>"""
+    assert leads.page_titles(html) == [
+        "Council backs the bridge",
+        HEADLINE,
+        "Bridge vote: what it means | The Daily Ledger",
+        "Bridge vote: what it means",
+        "The Daily Ledger",
+    ]
+    assert leads.page_title(html) == "Council backs the bridge"
+    # trafilatura's text starts with the <h1>, not the og:title: still removed
+    text = f"{HEADLINE}\n{PARAGRAPHS[0]}"
+    assert leads.clean_paragraphs(text, leads.page_titles(html)) == [PARAGRAPHS[0]]
+    assert leads.clean_paragraphs(text, "Council backs the bridge") == [HEADLINE, PARAGRAPHS[0]]
+    # a short title is removed only as a whole line, never cut off the front of a sentence
+    assert leads.clean_paragraphs("News of the vote spread fast across the city.", ["News"]) == [
+        "News of the vote spread fast across the city."
+    ]
 
 
 def test_repeated_sentence_is_dropped_as_a_pull_quote() -> None:
