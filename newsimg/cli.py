@@ -105,6 +105,7 @@ def _search(args: argparse.Namespace) -> int:
         lam=args.lam,
         settings=settings,
         metadata=args.metadata,
+        text_tower="auto",  # on CPU the NumPy tower: a query without importing torch
     )
     allowed = searcher.allowed(licences)
     t1 = time.perf_counter()
