@@ -21,6 +21,7 @@ inference (:class:`newsimg.alignment.LAM`'s forward) on the same arrays.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -80,6 +81,20 @@ def supports(folder: Path) -> bool:
     return text_config(folder)["hidden_act"] in ACTIVATIONS
 
 
+@functools.cache
+def _blas_controller():  # finds the loaded BLAS libraries once (a ms or two)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def blas_threads(threads: int | None) -> contextlib.AbstractContextManager:
+    """A context in which BLAS runs on ``threads`` threads (None: as it is)."""
+    if threads is None:
+        return contextlib.nullcontext()
+    return _blas_controller().limit(limits=threads, user_api="blas")
+
+
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
     mean = x.mean(axis=-1, keepdims=True)
     centred = x - mean
@@ -121,7 +136,7 @@ class NumpyText:
             self.tokens = w[f"{TEXT}embeddings.token_embedding.weight"]
             self.positions = w[f"{TEXT}embeddings.position_embedding.weight"]
             self.final = self._norm("final_layer_norm")
-            self.projection = np.ascontiguousarray(w["text_projection.weight"].T)  # (width, dim)
+            self.projection = w["text_projection.weight"].T  # (width, dim)
             pattern = re.compile(rf"^{re.escape(TEXT)}encoder\.layers\.(\d+)\.")
             count = len({m.group(1) for n in w if (m := pattern.match(n))})
             self.layers = [self._layer(i) for i in range(count)]
@@ -137,12 +152,13 @@ class NumpyText:
         return self.w[f"{TEXT}{name}.weight"], self.w[f"{TEXT}{name}.bias"]
 
     def _linear(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(weight.T, bias) for ``x @ weight.T + bias``, as torch's Linear. The transpose is
-        copied to C order: OpenBLAS then takes its single-threaded small-matrix kernel for a
-        few queries' rows (12 x 256 @ 256 x 256 on 2 busy cores: 0.01 ms, against 8 ms through
-        its threaded transposed path)."""
+        """(weight.T, bias) for ``x @ weight.T + bias``, as torch's Linear. The transpose stays
+        a view of the memory-mapped file: copying it to C order made a query of a
+        Long-CLIP-B-sized tower ~20% faster but its load 0.37 s slower (of a 2 s start-up), and
+        on one BLAS thread (``threads``) the transposed product is not the slow path it is on
+        OpenBLAS's threads."""
         weight, bias = self._norm(name)
-        return np.ascontiguousarray(weight.T), bias
+        return weight.T, bias
 
     def _layer(self, i: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         p = f"encoder.layers.{i}."
@@ -207,15 +223,12 @@ class NumpyText:
         return np.concatenate(out) if out else np.zeros((0, self.width), np.float32)
 
     def _blas_threads(self) -> contextlib.AbstractContextManager:
-        if self.threads is None:
-            return contextlib.nullcontext()
-        from threadpoolctl import threadpool_limits
-
-        return threadpool_limits(self.threads, user_api="blas")
+        return blas_threads(self.threads)
 
     def project_text(self, hidden: np.ndarray) -> np.ndarray:
         """The text projection: (N, width) -> (N, dim), unnormalised."""
-        return hidden @ self.projection
+        with self._blas_threads():
+            return hidden @ self.projection
 
     def encode_text(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """L2-normalised text embeddings, float32 (N, dim)."""
@@ -224,15 +237,16 @@ class NumpyText:
 
 class NumpyLam:
     """The LAM folder ``folder`` (:func:`newsimg.alignment.load_lam`'s) for inference:
-    ``forward(hidden) -> (h, logits)`` as :class:`newsimg.alignment.LAM` computes them."""
+    ``forward(hidden) -> (h, logits)`` as :class:`newsimg.alignment.LAM` computes them, on
+    ``threads`` BLAS threads (as :class:`NumpyText`)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, threads: int | None = 1) -> None:
+        self.threads = threads
         self.config, w = lam_files.read_lam_arrays(Path(folder))
-        t = np.ascontiguousarray  # weights transposed to C order, as in NumpyText._linear
         try:
-            self.proj = t(w["proj.weight"].T), w["proj.bias"]
-            self.hidden_layer = t(w["classifier.0.weight"].T), w["classifier.0.bias"]
-            self.out_layer = t(w["classifier.2.weight"].T), w["classifier.2.bias"]
+            self.proj = w["proj.weight"].T, w["proj.bias"]
+            self.hidden_layer = w["classifier.0.weight"].T, w["classifier.0.bias"]
+            self.out_layer = w["classifier.2.weight"].T, w["classifier.2.bias"]
             self.class_vectors = w["class_vectors"]
             self.alpha = np.float32(w["alpha"])
         except KeyError as err:
@@ -250,9 +264,10 @@ class NumpyLam:
 
     def forward(self, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(h: (B, dim), class logits: (B, classes)) of pooled text states (B, width)."""
-        t = l2_normalize(hidden @ self.proj[0] + self.proj[1])
-        logits = np.maximum(t @ self.hidden_layer[0] + self.hidden_layer[1], 0)
-        logits = logits @ self.out_layer[0] + self.out_layer[1]
-        c = _softmax(logits) @ self.class_vectors
+        with blas_threads(self.threads):
+            t = l2_normalize(hidden @ self.proj[0] + self.proj[1])
+            logits = np.maximum(t @ self.hidden_layer[0] + self.hidden_layer[1], 0)
+            logits = logits @ self.out_layer[0] + self.out_layer[1]
+            c = _softmax(logits) @ self.class_vectors
         h = self.alpha * t + (1 - self.alpha) * c
         return (l2_normalize(h) if self.config.renormalize else h), logits
