@@ -38,8 +38,12 @@ SORT_WINDOW = 16  # batches of texts tokenized and sorted by length together, as
 WEIGHTS = "model.safetensors"
 TEXT = "text_model."
 # transformers' CLIPTextConfig defaults, for keys a saved config.json leaves out
-TEXT_DEFAULTS = {"num_attention_heads": 8, "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5}
-TEXT_DEFAULTS |= {"eos_token_id": 49407}
+TEXT_DEFAULTS = {
+    "num_attention_heads": 8,
+    "hidden_act": "quick_gelu",
+    "layer_norm_eps": 1e-5,
+    "eos_token_id": 49407,
+}
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -47,7 +51,8 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 
 def _quick_gelu(x: np.ndarray) -> np.ndarray:
-    return x / (1 + np.exp(-1.702 * x))  # x * sigmoid(1.702 x)
+    # x * sigmoid(1.702 x), the sigmoid as (1 + tanh(z / 2)) / 2: no overflow for any x
+    return x * (0.5 + 0.5 * np.tanh(0.851 * x))
 
 
 def _gelu_tanh(x: np.ndarray) -> np.ndarray:
