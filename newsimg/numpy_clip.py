@@ -24,7 +24,8 @@ import contextlib
 import functools
 import json
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,11 +94,32 @@ def _blas_controller():  # finds the loaded BLAS libraries once (a ms or two)
     return ThreadpoolController()
 
 
-def blas_threads(threads: int | None) -> contextlib.AbstractContextManager:
-    """A context in which BLAS runs on ``threads`` threads (None: as it is)."""
+_limit_lock = threading.Lock()
+_limit: list = []  # [the threadpoolctl limiter, how many callers are inside it]
+
+
+@contextlib.contextmanager
+def blas_threads(threads: int | None) -> Iterator[None]:
+    """A context in which BLAS runs on ``threads`` threads (None: as it is).
+
+    The limit is process-wide, so concurrent callers share one: the first one in sets it, the
+    last one out restores what was there (a caller asking for another count meanwhile gets the
+    first one's)."""
     if threads is None:
-        return contextlib.nullcontext()
-    return _blas_controller().limit(limits=threads, user_api="blas")
+        yield
+        return
+    with _limit_lock:
+        if not _limit:
+            _limit[:] = [_blas_controller().limit(limits=threads, user_api="blas"), 0]
+        _limit[1] += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit[1] -= 1
+            if _limit[1] == 0:
+                _limit.pop(0).restore_original_limits()
+                _limit.clear()
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -227,7 +249,7 @@ class NumpyText:
             ]
         return np.concatenate(out) if out else np.zeros((0, self.width), np.float32)
 
-    def _blas_threads(self) -> contextlib.AbstractContextManager:
+    def _blas_threads(self) -> contextlib.AbstractContextManager[None]:
         return blas_threads(self.threads)
 
     def project_text(self, hidden: np.ndarray) -> np.ndarray:

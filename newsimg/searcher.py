@@ -11,12 +11,12 @@ place, :func:`choose_text_tower` (the ``text_tower`` argument): the torch one
 (:class:`newsimg.clip.Clip`, on CPU or CUDA, what the pipeline's stages and the service use) or,
 on CPU, the NumPy one (:class:`newsimg.numpy_clip.NumpyText` and
 :class:`~newsimg.numpy_clip.NumpyLam`, what ``newsimg search`` uses: it starts without
-importing torch). The image tower is always torch's,
-loaded on the first image query. Search-time settings (``nprobe``,
-``rerank``) default to the ``search`` params section given at construction and may be set per
-call. One Searcher may serve many threads at once: encoding and searching are read-only, FAISS
-settings go per call, and the one lazily built table (:meth:`Searcher.row_of`) is built under a
-lock.
+importing torch). The image tower is always torch's, loaded on the first image query.
+
+Search-time settings (``nprobe``, ``rerank``) default to the ``search`` params section given at
+construction and may be set per call. One Searcher may serve many threads at once: encoding
+and searching are read-only, FAISS settings go per call, and the lazily built parts (the torch
+model, :meth:`Searcher.row_of`'s table) are built under a lock.
 """
 
 from __future__ import annotations

@@ -181,3 +181,24 @@ def test_reader_names_a_broken_file(tmp_path: Path) -> None:
         read_tensors(tmp_path / "tiny.safetensors")
     with pytest.raises(InputError, match="cannot read"):
         read_tensors(tmp_path / "missing.safetensors")
+
+
+def test_concurrent_queries_agree_and_leave_blas_as_it_was(tiny_model: Path) -> None:
+    """Threads share the process-wide one-thread BLAS limit; the last one out restores it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    def blas() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    ours = numpy_clip.NumpyText(tiny_model)
+    before = blas()
+    with numpy_clip.blas_threads(1):
+        assert set(blas()) == {1}
+    assert blas() == before
+    serial = ours.text_hidden(TEXTS)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        rows = list(pool.map(lambda t: ours.text_hidden([t])[0], TEXTS * 3))
+    np.testing.assert_allclose(np.stack(rows), np.concatenate([serial] * 3), atol=1e-5)
+    assert blas() == before
