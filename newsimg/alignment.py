@@ -6,7 +6,7 @@ Training it (Lightning, DVCLive) is :mod:`newsimg.lam`; its folder format is
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -14,16 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from newsimg.errors import InputError
-from newsimg.sources import N24NEWS_SECTIONS
 from newsimg.store import lam_files
-
-
-@dataclass(frozen=True)
-class LamConfig:
-    width: int  # text encoder width (input of the projection)
-    dim: int  # joint embedding size
-    classes: tuple[str, ...] = N24NEWS_SECTIONS
-    renormalize: bool = False
+from newsimg.store.lam_files import LamConfig  # lam.json's record, torch-free
 
 
 class LAM(nn.Module):

@@ -105,6 +105,7 @@ def _search(args: argparse.Namespace) -> int:
         lam=args.lam,
         settings=settings,
         metadata=args.metadata,
+        text_tower=args.text_tower,
     )
     allowed = searcher.allowed(licences)
     t1 = time.perf_counter()
@@ -209,6 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rerank", type=int, default=None, help="default: search.rerank")
     p.add_argument(
         "--metadata", type=Path, default=Path("artifacts/metadata"), help="licences and credits"
+    )
+    p.add_argument(
+        "--text-tower",
+        choices=["auto", "numpy", "torch"],
+        default="auto",
+        help="auto: NumPy on CPU (starts without importing torch), torch on a GPU",
     )
     p.add_argument(
         "--licences",

@@ -1,66 +1,34 @@
-"""CLIP and Long-CLIP models as Hugging Face ``CLIPModel`` folders: tokenizer, preprocessing,
-the seeded ``tiny`` model, loading, and batched encoding.
+"""CLIP and Long-CLIP models as Hugging Face ``CLIPModel`` folders: tokenizer files,
+preprocessing, the seeded ``tiny`` model, loading, and batched encoding in torch.
+
+The tokenizer itself is :mod:`newsimg.tokens` and the NumPy text tower :mod:`newsimg.numpy_clip`
+(both torch-free; their names stay importable from here).
 """
 
 from __future__ import annotations
 
-import functools
 import gzip
-import html
 import io
 import json
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import ftfy
 import numpy as np
 import torch
 from PIL import Image
 from transformers import CLIPConfig, CLIPModel
 
+from newsimg.devices import cuda_available
 from newsimg.logs import quiet_transformers
+from newsimg.numpy_clip import SORT_WINDOW, l2_normalize
 from newsimg.params import ModelParams
 from newsimg.store.commit import atomic_path
+from newsimg.tokens import CONTEXT_LENGTH, EOT, SOT, VOCAB_SIZE, text_lengths, tokenize
+from newsimg.tokens import clean_text as clean_text  # the tokenizer, re-exported: it is torch-free
+from newsimg.tokens import count_tokens as count_tokens
 
 quiet_transformers()  # no "Loading weights" bar per model load
-
-CONTEXT_LENGTH = 248  # Long-CLIP's text positions (CLIP has 77)
-SOT, EOT = 49406, 49407
-VOCAB_SIZE = 49408
-
-
-def clean_text(text: str) -> str:
-    """CLIP's text cleaning: ftfy, HTML entities unescaped (twice), whitespace collapsed, lower."""
-    text = ftfy.fix_text(text)
-    text = html.unescape(html.unescape(text))
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
-@functools.cache
-def _bpe():
-    from instant_clip_tokenizer import Tokenizer
-
-    return Tokenizer()  # the original CLIP BPE vocabulary, bundled in the wheel
-
-
-def tokenize(texts: Sequence[str], context_length: int = CONTEXT_LENGTH) -> np.ndarray:
-    """Token ids as Long-CLIP makes them: ``[SOT] + bpe(clean(text)) + [EOT]``, zero-padded.
-
-    Longer texts are cut to ``context_length`` with the last token forced to EOT, so pooling at
-    the EOT position (the first EOT, also the largest id) is right for every row.
-    Returns int64 of shape (len(texts), context_length).
-    """
-    cleaned = [clean_text(t) for t in texts]
-    ids = _bpe().tokenize_batch(cleaned, context_length=context_length)
-    return np.asarray(ids, dtype=np.int64)
-
-
-def count_tokens(texts: Sequence[str]) -> list[int]:
-    """Tokens each text takes in the encoder, SOT and EOT included, before any truncation."""
-    bpe = _bpe()
-    return [len(bpe.encode(clean_text(t))) + 2 for t in texts]
 
 
 # --- tokenizer files ------------------------------------------------------------------------------
@@ -260,17 +228,6 @@ def _write_preprocessing(folder: Path, size: int) -> None:
 
 # --- text encoding -------------------------------------------------------------------------------
 
-SORT_WINDOW = 16  # batches of texts tokenized and sorted by length together
-
-
-def text_lengths(ids: np.ndarray) -> np.ndarray:
-    """Positions each row of :func:`tokenize` output uses: up to and including its first EOT.
-
-    A row without an EOT (ids not made by :func:`tokenize`) counts as its full width.
-    """
-    has_eot = (ids == EOT).any(axis=1)
-    return np.where(has_eot, (ids == EOT).argmax(axis=1) + 1, ids.shape[1])
-
 
 @torch.inference_mode()
 def pooled_text(
@@ -300,7 +257,7 @@ def pooled_text(
 
 
 def resolve_device(accelerator: str = "auto") -> torch.device:
-    if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available()):
+    if accelerator == "gpu" or (accelerator == "auto" and cuda_available()):
         return torch.device("cuda")
     return torch.device("cpu")
 
@@ -319,6 +276,7 @@ class Clip:
         self.device = torch.device(device)
         self.model.to(self.device)
         self.context_length = self.model.config.text_config.max_position_embeddings
+        self.width = self.model.config.text_config.hidden_size
         self.image_size = self.model.config.vision_config.image_size
         self.dim = self.model.config.projection_dim
 
@@ -328,7 +286,7 @@ class Clip:
         Texts are tokenized a window of ``SORT_WINDOW`` batches at a time (memory bounded by the
         window, not the corpus), and each window is encoded length-aware by :func:`pooled_text`.
         """
-        width = self.model.config.text_config.hidden_size
+        width = self.width
         window = batch_size * SORT_WINDOW
         out = []
         for i in range(0, len(texts), window):
@@ -358,10 +316,6 @@ class Clip:
             batch = np.stack([preprocess(im, self.image_size) for im in images[i : i + batch_size]])
             out.append(self.image_features(torch.from_numpy(batch)).float().cpu().numpy())
         return l2_normalize(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def build(params: ModelParams, out: Path) -> None:

@@ -17,8 +17,9 @@ FAISS's k-means and fast-scan PQ handle best) and reports inner products.
 
 Exact search in memory on CPU is FAISS's flat search; streamed blocks are searched by torch
 matmul + top-k, on CUDA when present (faiss-gpu has no Hopper kernels), else on CPU, where it
-measured faster than faiss.knn. Results are sorted by score, then row, so ties come out in one
-order, and every path returns the same rows.
+measured faster than faiss.knn. torch is imported by the first streamed search, not on import or
+load, so a search of an in-memory or IVF-PQ index on CPU never imports it. Results are sorted
+by score, then row, so ties come out in one order, and every path returns the same rows.
 
 The folder's format is :mod:`newsimg.store.index_files`; it records only what building decided.
 Search-time settings (``search.nprobe``, ``search.rerank``, ``search.block_rows``) are given to
@@ -36,15 +37,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
-import torch
 
+from newsimg.devices import cuda_available
 from newsimg.errors import InputError, NewsimgError, ParamsError
 from newsimg.params import IndexParams, SearchParams
 from newsimg.store import index_files
 from newsimg.store.units import Vectors, to_float32
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +146,14 @@ def choose(params: IndexParams, n: int, dim: int) -> Plan:
 def as_tensor(block: np.ndarray) -> torch.Tensor:
     """``block`` as a tensor without a copy, unless it is read-only (a memory-mapped block is:
     np.array reads it into a writable array, as torch wants)."""
+    import torch
+
     return torch.from_numpy(block if block.flags.writeable else np.array(block))
 
 
 def torch_knn(device: torch.device) -> Knn:
     """Matmul + top-k on ``device`` (CPU or CUDA tensors), float32."""
+    import torch
 
     def knn(queries: np.ndarray, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = torch.from_numpy(queries).to(device)
@@ -158,8 +166,17 @@ def torch_knn(device: torch.device) -> Knn:
 
 def default_knn() -> Knn:
     """torch on CUDA, and on CPU too: on a streamed search's blocks, torch matmul + top-k ran
-    twice as fast as faiss.knn on 2 CPU cores."""
-    return torch_knn(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    twice as fast as faiss.knn on 2 CPU cores. torch is imported on the first call."""
+    chosen: list[Knn] = []
+
+    def knn(queries: np.ndarray, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if not chosen:
+            import torch
+
+            chosen.append(torch_knn(torch.device("cuda" if cuda_available() else "cpu")))
+        return chosen[0](queries, block, k)
+
+    return knn
 
 
 def sort_results(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -235,7 +252,7 @@ class Index:
         self.ann = None
         if self.plan.kind == "ivfpq":
             self.ann = index_files.read_ann(folder)
-        elif not torch.cuda.is_available() and self.plan.in_memory:
+        elif not cuda_available() and self.plan.in_memory:
             self.flat = faiss.IndexFlatIP(self.plan.dim)
             for _, block in self.vectors.blocks(ADD_ROWS):
                 self.flat.add(to_float32(block))

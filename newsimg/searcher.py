@@ -2,15 +2,21 @@
 
 retrieve, the recall stage, ``newsimg search`` and the service all search through
 :class:`Searcher`. Nothing on this path imports Lightning or DVC (a test checks it in a fresh
-interpreter), so it starts in about a second plus the model load.
+interpreter), and nothing imports torch or transformers until a torch tower is needed.
 
 Text queries go through the base model's text tower, then either its own projection or the LAM;
 image queries through the base model's image tower; both come back as L2-normalised float32 rows
-that :meth:`Searcher.search` ranks against the pool. Search-time settings (``nprobe``,
-``rerank``) default to the ``search`` params section given at construction and may be set per
-call. One Searcher may serve many threads at once: encoding and searching are read-only, FAISS
-settings go per call, and the one lazily built table (:meth:`Searcher.row_of`) is built under a
-lock.
+that :meth:`Searcher.search` ranks against the pool. Which text tower runs is decided in one
+place, :func:`choose_text_tower` (the ``text_tower`` argument): the torch one
+(:class:`newsimg.clip.Clip`, on CPU or CUDA, what the pipeline's stages and the service use) or,
+on CPU, the NumPy one (:class:`newsimg.numpy_clip.NumpyText` and
+:class:`~newsimg.numpy_clip.NumpyLam`, what ``newsimg search`` uses: it starts without
+importing torch). The image tower is always torch's, loaded on the first image query.
+
+Search-time settings (``nprobe``, ``rerank``) default to the ``search`` params section given at
+construction and may be set per call. One Searcher may serve many threads at once: encoding
+and searching are read-only, FAISS settings go per call, and the lazily built parts (the torch
+model, :meth:`Searcher.row_of`'s table) are built under a lock.
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
 
+from newsimg import numpy_clip
 from newsimg.errors import InputError
 from newsimg.metadata.lookup import Credit, Metadata
 from newsimg.metadata.policy import allowed_mask
@@ -36,7 +43,26 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from newsimg.clip import Clip
+
 log = logging.getLogger(__name__)
+
+TextTower = Literal["torch", "numpy", "auto"]
+
+
+def choose_text_tower(wanted: TextTower, device: str, model: Path) -> Literal["torch", "numpy"]:
+    """The text tower a searcher runs: ``wanted`` as given, or for ``auto`` the NumPy one on
+    CPU when it implements ``model``'s text tower (:func:`newsimg.numpy_clip.supports`) and the
+    torch one otherwise. The NumPy tower runs on CPU only: asking for it on another device is an
+    error."""
+    on_cpu = device.split(":")[0] == "cpu"
+    if wanted == "auto":
+        return "numpy" if on_cpu and numpy_clip.supports(model) else "torch"
+    if wanted == "numpy" and not on_cpu:
+        raise InputError(f"the NumPy text tower runs on CPU only, not on {device}")
+    if wanted not in ("torch", "numpy"):
+        raise InputError(f"text tower {wanted!r}: expected torch, numpy or auto")
+    return wanted
 
 
 @dataclass(frozen=True)
@@ -56,6 +82,7 @@ class Searcher:
 
     ``settings``: the search-time defaults (the ``search`` params section; default: its
     defaults). ``device``: where the text and image towers run (default: CUDA when present).
+    ``text_tower``: ``torch``, ``numpy`` (CPU only) or ``auto`` (see :func:`choose_text_tower`).
     """
 
     def __init__(
@@ -68,37 +95,60 @@ class Searcher:
         device: str | torch.device | None = None,
         settings: SearchParams | None = None,
         metadata: Path | None = None,
+        text_tower: TextTower = "torch",
     ) -> None:
         from newsimg import index as image_index
-        from newsimg.clip import Clip, resolve_device
+        from newsimg.devices import cuda_available
 
+        self.model_folder = Path(model)
         self.settings = settings or SearchParams()
         self.index = image_index.load(Path(index), settings=self.settings, embeddings=embeddings)
-        self.clip = Clip(Path(model), device=resolve_device() if device is None else device)
-        if self.clip.dim != self.index.plan.dim:
+        if device is None:
+            device = "cuda" if cuda_available() else "cpu"
+        self.device = device
+        self.text_tower = choose_text_tower(text_tower, str(device), self.model_folder)
+        self._clip: Clip | None = None
+        self._lock = threading.Lock()
+        # the text side: .text_hidden, .project_text, .width, .dim
+        self.text = numpy_clip.NumpyText(model) if self.text_tower == "numpy" else self.clip
+        if self.text.dim != self.index.plan.dim:
             raise InputError(
-                f"{model} embeds in {self.clip.dim} dimensions, the index {index} holds "
+                f"{model} embeds in {self.text.dim} dimensions, the index {index} holds "
                 f"{self.index.plan.dim}: not the model the pool was embedded with"
             )
         self.lam = None
         if lam is not None:
-            from newsimg.alignment import load_lam
+            if self.text_tower == "numpy":
+                self.lam = numpy_clip.NumpyLam(Path(lam))
+            else:
+                from newsimg.alignment import load_lam
 
-            self.lam = load_lam(Path(lam)).to(self.clip.device)
-            width = self.clip.model.config.text_config.hidden_size
-            if (self.lam.config.width, self.lam.config.dim) != (width, self.clip.dim):
+                self.lam = load_lam(Path(lam)).to(self.clip.device)
+            if (self.lam.config.width, self.lam.config.dim) != (self.text.width, self.text.dim):
                 raise InputError(
                     f"the LAM {lam} maps {self.lam.config.width} -> {self.lam.config.dim}, the "
-                    f"model {model} needs {width} -> {self.clip.dim}"
+                    f"model {model} needs {self.text.width} -> {self.text.dim}"
                 )
         self.keys: pa.Table = self.index.keys  # (key, source); row i is vector i
         self._row_of: dict[str, int] | None = None
-        self._lock = threading.Lock()
         # licences and credits of the pool's photos (the metadata stage's folder; None: unknown)
         self.metadata = Metadata.open(metadata)
         self._masks: dict[tuple[str, ...], np.ndarray] = {}
 
     # ------------------------------------------------------------------------------- the pool
+
+    @property
+    def clip(self) -> Clip:
+        """The base model in torch (:class:`newsimg.clip.Clip`) on :attr:`device`: the image
+        tower, and the text tower unless :attr:`text_tower` is ``numpy``. Loaded on first use,
+        which is when torch and transformers are imported."""
+        if self._clip is None:
+            with self._lock:
+                if self._clip is None:
+                    from newsimg.clip import Clip
+
+                    self._clip = Clip(self.model_folder, device=self.device)
+        return self._clip
 
     @property
     def ntotal(self) -> int:
@@ -159,21 +209,26 @@ class Searcher:
     ) -> tuple[np.ndarray, list[str | None]]:
         """:meth:`encode_texts` and, with ``lam``, the LAM head's predicted section per text
         (None per text without)."""
-        import torch
-
-        from newsimg.clip import l2_normalize
-
         if lam and self.lam is None:
             raise InputError("LAM encoding asked for, but this searcher was loaded without a LAM")
         texts = list(texts)
-        hidden = self.clip.text_hidden(texts, batch_size)
+        hidden = self.text.text_hidden(texts, batch_size)
         if not lam:
-            return l2_normalize(self.clip.project_text(hidden)), [None] * len(texts)
+            return numpy_clip.l2_normalize(self.text.project_text(hidden)), [None] * len(texts)
+        h, logits = self._lam_forward(hidden)
+        classes = self.lam.config.classes
+        categories = [classes[i] for i in logits.argmax(axis=-1).tolist()]
+        return numpy_clip.l2_normalize(h), categories
+
+    def _lam_forward(self, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(h, logits) of the LAM, as float32 arrays, in NumPy or torch as it was loaded."""
+        if isinstance(self.lam, numpy_clip.NumpyLam):
+            return self.lam.forward(hidden)
+        import torch
+
         with torch.inference_mode():
             h, logits = self.lam(torch.from_numpy(hidden).to(self.clip.device))
-        classes = self.lam.config.classes
-        categories = [classes[i] for i in logits.argmax(dim=-1).tolist()]
-        return l2_normalize(h.float().cpu().numpy()), categories
+        return h.float().cpu().numpy(), logits.float().cpu().numpy()
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
         """Image query vectors (n, dim) from the base model's image tower, float32 unit rows."""

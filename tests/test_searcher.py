@@ -22,6 +22,7 @@ from newsimg.searcher import Hit, Searcher
 from tests.conftest import ROOT
 
 HEAVY = ("pytorch_lightning", "lightning", "lightning_fabric", "dvc", "dvclive")
+MODEL_LIBRARIES = ("torch", "transformers")
 
 
 def test_the_search_path_imports_neither_lightning_nor_dvc() -> None:
@@ -35,6 +36,13 @@ def test_the_search_path_imports_neither_lightning_nor_dvc() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def _run_fresh(code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return out.stdout
 
 
 def write_pool(folder: Path, x: np.ndarray) -> Path:
@@ -154,3 +162,82 @@ def test_bad_inputs_are_named(built: dict[str, Path], tmp_path: Path) -> None:
         Searcher(model=built["model"], index=tmp_path)
     with pytest.raises(InputError, match=r"lam\.json is missing"):
         Searcher(model=built["model"], index=built["dir"] / "exact", lam=built["model"])
+
+
+# --- the NumPy text tower -------------------------------------------------------------------------
+
+
+def test_a_text_search_on_cpu_imports_neither_torch_nor_transformers(
+    built: dict[str, Path],
+) -> None:
+    """In a fresh interpreter: `newsimg search` (LAM or not) loads, encodes, searches and prints
+    on the NumPy tower; the modules it leaves out are named."""
+    exact, model, lam = built["dir"] / "exact", built["model"], built["lam"]
+    argv = ["search", "a red kite over a field", "--model", str(model), "--index", str(exact)]
+    argv += ["--params", str(ROOT / "params.yaml"), "--metadata", str(built["dir"] / "none")]
+    code = (
+        "import sys\n"
+        "from newsimg.cli import main\n"
+        f"assert main({argv!r}) == 0\n"
+        f"assert main({[*argv, '--lam', str(lam)]!r}) == 0\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {MODEL_LIBRARIES + HEAVY!r}))\n"
+    )
+    lines = _run_fresh(code).splitlines()
+    assert lines[-1] == "[]"
+    assert lines[0] == "a red kite over a field"
+    assert len([line for line in lines if line[:4].strip().isdigit()]) == 20  # 10 hits each
+
+
+def test_numpy_tower_searches_as_the_torch_tower(built: dict[str, Path]) -> None:
+    """The same query vectors (1e-5), LAM categories, hits and scores from either tower; `auto`
+    picks NumPy on CPU; image queries still work (the torch image tower, loaded on demand)."""
+    kw = dict(model=built["model"], index=built["dir"] / "exact", lam=built["lam"])
+    ours = Searcher(**kw, text_tower="auto", device="cpu")
+    theirs = Searcher(**kw, text_tower="torch", device="cpu")
+    assert (ours.text_tower, theirs.text_tower) == ("numpy", "torch")
+    assert ours._clip is None  # nothing in torch loaded yet
+    texts = ["a red kite over a field", "stock markets fall " * 60, "", "the election results"]
+    for lam in (False, True):
+        q, categories = ours.encode_texts_with_categories(texts, lam=lam, batch_size=3)
+        want_q, want_categories = theirs.encode_texts_with_categories(texts, lam=lam)
+        np.testing.assert_allclose(q, want_q, atol=1e-5)
+        assert categories == want_categories
+        scores, rows = ours.search(q, 10)
+        want_scores, want_rows = theirs.search(want_q, 10)
+        np.testing.assert_array_equal(rows, want_rows)
+        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    np.testing.assert_allclose(ours.encode_images([image]), theirs.encode_images([image]))
+
+
+def test_cli_search_prints_the_torch_towers_hits(
+    built: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`newsimg search` (the NumPy tower on CPU) prints the torch tower's hits, key for key, and
+    its scores to the 4 decimals printed."""
+    from newsimg.cli import main
+
+    text = "three red kites over a snowy harbour"
+    torch_searcher = Searcher(model=built["model"], index=built["dir"] / "exact", device="cpu")
+    scores, rows = torch_searcher.search(torch_searcher.encode_texts([text]), 5)
+    want = torch_searcher.hits(scores, rows)[0]
+    argv = ["search", text, "--model", str(built["model"]), "--index", str(built["dir"] / "exact")]
+    argv += ["--params", str(ROOT / "params.yaml"), "--metadata", str(built["dir"] / "none")]
+    capsys.readouterr()
+    assert main([*argv, "-k", "5"]) == 0
+    printed = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [p[3] for p in printed] == [h.key for h in want]
+    np.testing.assert_allclose([float(p[1]) for p in printed], [h.score for h in want], atol=6e-5)
+
+
+def test_text_tower_choice_is_named() -> None:
+    from newsimg.searcher import choose_text_tower
+
+    assert choose_text_tower("auto", "cuda:0", ROOT) == "torch"
+    assert choose_text_tower("torch", "cpu", ROOT) == "torch"
+    with pytest.raises(InputError, match=r"cannot read .*none/config\.json"):
+        choose_text_tower("auto", "cpu", ROOT / "none")
+    with pytest.raises(InputError, match="NumPy text tower runs on CPU only, not on cuda"):
+        choose_text_tower("numpy", "cuda", ROOT)
+    with pytest.raises(InputError, match="text tower 'jax'"):
+        choose_text_tower("jax", "cpu", ROOT)  # type: ignore[arg-type]
