@@ -183,15 +183,6 @@ _INLINE_CREDIT = re.compile(
     r"(?:\s+by|\s*:|\s*/)[^()\[\]]{1,80}[)\]]",
     re.IGNORECASE,
 )
-_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
-# A date (and time) glued before the text: "June 16, 2025 ", "Fri 14 Mar 2025 09.30 GMT · ".
-_DATE_PREFIX = re.compile(
-    rf"^(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
-    rf"(?:{_MONTH}\s+\d{{1,2}},?|\d{{1,2}}\s+{_MONTH})\s+\d{{4}}"
-    r"(?:,?\s+(?:at\s+)?\d{1,2}[:.]\d{2}\s*(?:[ap]\.?m\.?)?(?:\s+[A-Z]{2,4}\b)?)?"
-    r"\s*(?:[|·•—–-]\s*)?",
-    re.IGNORECASE,
-)
 _TIMESTAMP_LINE = re.compile(
     r"^(?:updated|published|posted|last updated|first published|last modified)\b", re.IGNORECASE
 )
@@ -205,10 +196,8 @@ _PROMPT = re.compile(
     r"to read (?:this|the full) (?:article|story)|all rights reserved)\b",
     re.IGNORECASE,
 )
-_PREFIXES = (
-    ("byline_prefix", _BYLINE_PREFIX),
-    ("date_prefix", _DATE_PREFIX),
-)
+# A list item's marker (trafilatura writes "- " before each item): never a word of the text.
+_LIST_MARKER = re.compile(r"^[-*•·▪►●■]\s+(?=\S)")
 _SENTENCE_END = re.compile(r"""[.!?…:;。！？]["'”’)\]」』）]*$""")
 _SHORT_LINE_WORDS = 8
 _SHORT_LINE_WORDS_IN_BODY = 0  # in the body short lines are subheadings and list items: kept
@@ -252,7 +241,7 @@ RULES = (
     "inline_credit",  # "(AP Photo/Evan Vucci)" inside a paragraph
     "headline",  # the headline repeated before the body (or glued to it)
     "byline_prefix",  # "By Jane Doe | " glued before the text
-    "date_prefix",  # "June 16, 2025 · " glued before the text
+    "list_marker",  # "- " before a list item
     "furniture_line",  # captions, ad slots, share/newsletter/related lines
     "box_line",  # cookie banner and newsletter box paragraphs
     "byline_line",  # a paragraph that is only a byline
@@ -327,12 +316,13 @@ def clean_paragraphs(text: str, headline: str | Sequence[str]) -> list[str]:
     paragraphs = []
     for raw in text.splitlines():
         line = " ".join((_INLINE_CREDIT.sub("", raw) if _on("inline_credit") else raw).split())
+        if _on("list_marker"):
+            line = _LIST_MARKER.sub("", line)
         if not paragraphs:  # leaks sit before the first real paragraph
             if _on("headline"):
                 line = _drop_headline(line, headline)
-            for rule, pattern in _PREFIXES:
-                if _on(rule):
-                    line = pattern.sub("", line)
+            if _on("byline_prefix"):
+                line = _BYLINE_PREFIX.sub("", line)
         if line and not _is_furniture(line, leading=not paragraphs):
             paragraphs.append(line)
     return paragraphs
@@ -455,7 +445,8 @@ def fit_lead(headline: str, sentences: Sequence[str], template: str, max_tokens:
 
 _CJK_SENTENCE = re.compile(r"[^。！？]*[。！？]+[」』）\])]*|[^。！？]+$")
 # Scripts written without spaces between words: each character counts as half a word.
-_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f]")
+_UNSPACED_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f"
+_UNSPACED = re.compile(f"[{_UNSPACED_CHARS}]")
 
 
 def count_words(text: str) -> int:
@@ -773,20 +764,41 @@ _FURNITURE_CLASS = re.compile(
 )
 
 
+# Comparison units: a word, or one character of a script written without spaces (Chinese,
+# Japanese, Thai), where a whole clause is one \w+ run and a quote mark splits it differently.
+_UNIT = re.compile(rf"[{_UNSPACED_CHARS}]|[^\W{_UNSPACED_CHARS}]+")
+# (units compared, fewest that count, slack for datelines and list markers) per kind of text
+_SPAN_SPACED, _SPAN_UNSPACED = (8, 3, 12), (20, 6, 30)
+
+
+def _units(text: str) -> list[str]:
+    """The text's words, casefolded, punctuation dropped; in Chinese, Japanese and Thai its
+    characters (a run of their letters is a whole clause, cut apart by any quote mark)."""
+    return _UNIT.findall(text.casefold())
+
+
+def _span(units: Sequence[str]) -> tuple[int, int, int]:
+    unspaced = sum(1 for u in units[:20] if len(u) == 1 and _UNSPACED.match(u))
+    return _SPAN_UNSPACED if unspaced >= 4 else _SPAN_SPACED
+
+
 def _key(sentence: str) -> list[str]:
-    return _norm(sentence).split()[:8]
+    units = _units(sentence)
+    return units[: _span(units)[0]]
 
 
 def _same_start(a: str, b: str) -> bool:
-    """Two extractors' versions of one sentence: the first words of one among the first words
-    of the other (they split paragraphs, mark list items and keep datelines differently)."""
-    wa, wb = _norm(a).split(), _norm(b).split()
-    n = min(8, len(wa), len(wb))
-    if n < 3:
+    """Two extractors' versions of one sentence: the first words (in unspaced scripts the first
+    characters) of one among the first of the other (they split paragraphs, mark list items,
+    keep datelines and quote marks differently)."""
+    wa, wb = _units(a), _units(b)
+    span, fewest, slack = max(_span(wa), _span(wb))
+    n = min(span, len(wa), len(wb))
+    if n < fewest:
         return False
     return (
-        f" {' '.join(wa[:n])} " in f" {' '.join(wb[: n + 12])} "
-        or f" {' '.join(wb[:n])} " in f" {' '.join(wa[: n + 12])} "
+        f" {' '.join(wa[:n])} " in f" {' '.join(wb[: n + slack])} "
+        or f" {' '.join(wb[:n])} " in f" {' '.join(wa[: n + slack])} "
     )
 
 
@@ -824,7 +836,7 @@ class _PageIndex:
 
         def add(text: str | None, owner: object) -> None:
             if text and owner is not None:
-                for word in _norm(text).split():
+                for word in _units(text):
                     words.append(word)
                     self.owners.append(owner)
 
@@ -842,9 +854,10 @@ class _PageIndex:
     def locate(self, sentence: str) -> tuple[int, object] | None:
         """``(position, element)`` of the sentence's first words in the page (the element holding
         its first word), the first occurrence; None when the page does not hold them."""
-        key = " ".join(_key(sentence))
-        if len(key.split()) < 2:
+        units = _key(sentence)
+        if len(units) < (2 if _span(units) == _SPAN_SPACED else 4):
             return None
+        key = " ".join(units)
         at = f" {self.text} ".find(f" {key} ")
         if at < 0:
             return None
@@ -878,12 +891,13 @@ def _opening(
     found = index.locate(anchor)
     if found is None:
         return []
-    later = " ".join(_norm(s) for s in rest)
+    later = f" {' '.join(' '.join(_units(s)) for s in rest)} "
     kept = []
     for sentence in candidates:
         where = index.locate(sentence)
-        key = _norm(sentence)
-        if where is None or (len(key.split()) >= 5 and key in later):
+        units = _units(sentence)
+        repeated = len(units) >= (5 if _span(units) == _SPAN_SPACED else 12)
+        if where is None or (repeated and f" {' '.join(units)} " in later):
             continue
         if where[0] < found[0] + 1 and not _furniture_container(where[1], found[1]):
             kept.append((where[0], sentence))

@@ -739,6 +739,45 @@ def test_combine_starts_where_both_extractors_agree() -> None:
         assert leads.combine("newspaper", S[:2], "trafilatura", S) == ("newspaper", S[:2])
 
 
+# Chinese: each clause is one \w+ run, and a quote mark one extractor keeps splits it differently
+ZH_OPENING = "新华社北京11月17日电 记者从市政府获悉，新大桥的建设计划已获市议会批准。"
+ZH_STANDFIRST = "这座大桥将连接城市东西两岸，预计五年内建成通车。"
+ZH = [
+    "不过泛民主派议员们普遍指责市长“撒谎”，要求他马上辞职下台。",
+    "市长强调承诺将在两周内解决其住宅的违建问题。",
+    "民主党此前计划在星期三对市长提出不信任动议。",
+]
+ZH_PLAIN = [s.replace("“", "").replace("”", "") for s in ZH]  # another extractor's version
+ZH_PAGE = f"""<html><head><title>市议会批准新大桥</title></head><body><article>
+<header><h1>市议会批准新大桥</h1><p class="standfirst">{ZH_STANDFIRST}</p></header>
+<div class="first-par"><p>{ZH_OPENING}</p></div>
+<div class="story-body">{"".join(f"<p>{s}</p>" for s in ZH)}</div></article></body></html>"""
+
+
+def test_agreement_in_unspaced_scripts_compares_characters() -> None:
+    assert leads._units("指责市长“撒谎”，要求 AI 2025") == [*"指责市长撒谎要求", "ai", "2025"]
+    assert leads._same_start(ZH[0], ZH_PLAIN[0])  # the quote marks do not matter
+    assert leads._same_start("新华社北京11月17日电 " + ZH[1], ZH_PLAIN[1])  # a dateline before
+    assert not leads._same_start(ZH[1], ZH_PLAIN[2])
+    ja = "東京都は十日、新しい橋の建設計画を発表した。"
+    assert leads._same_start(ja, "東京都は十日新しい橋の建設計画を発表")
+    assert not leads._same_start("東京は晴れ。", "東京は晴れ。")  # too short to tell
+    page = {"headline": "市议会批准新大桥", "html": ZH_PAGE}
+    # the opening paragraph in its own container: kept; the standfirst in the header: dropped
+    assert leads.combine("newspaper", ZH_PLAIN, "trafilatura", [ZH_OPENING, *ZH], **page) == (
+        "trafilatura",
+        [ZH_OPENING, *ZH],
+    )
+    assert leads.combine("newspaper", ZH_PLAIN, "trafilatura", [ZH_STANDFIRST, *ZH], **page) == (
+        "trafilatura",
+        ZH,
+    )
+    assert leads.combine("newspaper", [ZH_STANDFIRST, *ZH], "trafilatura", ZH_PLAIN, **page) == (
+        "newspaper",
+        ZH,
+    )
+
+
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: t.__name__)
 def test_newspaper_body_only_parse_gives_the_whole_parses_text(template: Template) -> None:
     page = template(HEADLINE, PARAGRAPHS)
@@ -1197,3 +1236,27 @@ def test_stage_script_writes_output_and_fails_above_the_rate(tmp_path: Path) -> 
     params.write_text(yaml.safe_dump({"leads": {"template": "{headline}"}}))
     assert load_stage("leads").main([*argv, "--out", str(tmp_path / "c.parquet")]) == 2
     assert not (tmp_path / "c.parquet").exists()
+
+
+def test_list_markers_go_and_leading_dates_stay() -> None:
+    text = "\n".join(
+        [
+            "Feb. 23, 2015 -- The council backed the bridge on Thursday, officials said.",
+            "The plan for the bridge includes:",
+            "- Two new lanes for buses.",
+            "• A path for bikes.",
+            "-5 degrees is the record low.",  # a minus sign, not a marker
+        ]
+    )
+    assert leads.clean_paragraphs(text, HEADLINE) == [
+        "Feb. 23, 2015 -- The council backed the bridge on Thursday, officials said.",
+        "The plan for the bridge includes:",
+        "Two new lanes for buses.",
+        "A path for bikes.",
+        "-5 degrees is the record low.",
+    ]
+    with leads.rules_off("list_marker"):
+        assert leads.clean_paragraphs(text, HEADLINE)[2:4] == [
+            "- Two new lanes for buses.",
+            "• A path for bikes.",
+        ]
