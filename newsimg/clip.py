@@ -7,6 +7,7 @@ The tokenizer itself is :mod:`newsimg.tokens` and the NumPy text tower :mod:`new
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -21,12 +22,14 @@ from transformers import CLIPConfig, CLIPModel
 
 from newsimg.devices import cuda_available
 from newsimg.logs import quiet_transformers
-from newsimg.numpy_clip import SORT_WINDOW, l2_normalize
+from newsimg.numpy_clip import l2_normalize
 from newsimg.params import ModelParams
 from newsimg.store.commit import atomic_path
-from newsimg.tokens import CONTEXT_LENGTH, EOT, SOT, VOCAB_SIZE, text_lengths, tokenize
+from newsimg.tokens import CONTEXT_LENGTH, EOT, SOT, VOCAB_SIZE, encode_in_windows, pooled_by_length
 from newsimg.tokens import clean_text as clean_text  # the tokenizer, re-exported: it is torch-free
 from newsimg.tokens import count_tokens as count_tokens
+from newsimg.tokens import text_lengths as text_lengths
+from newsimg.tokens import tokenize as tokenize
 
 quiet_transformers()  # no "Loading weights" bar per model load
 
@@ -243,17 +246,13 @@ def pooled_text(
     after a row's EOT change nothing it returns. ``cut=False`` runs every batch at full width
     (the reference, and the benchmarks' baseline). float32 (N, width) whatever the model dtype.
     """
-    width = text_model.config.hidden_size
     device = next(text_model.parameters()).device
-    lengths = text_lengths(ids)
-    order = np.argsort(lengths, kind="stable") if cut else np.arange(len(ids))
-    out = np.empty((len(ids), width), np.float32)
-    for start in range(0, len(ids), batch_size):
-        rows = order[start : start + batch_size]
-        length = int(lengths[rows].max()) if cut else ids.shape[1]
-        batch = torch.from_numpy(np.ascontiguousarray(ids[rows, :length])).to(device)
-        out[rows] = text_model(input_ids=batch).pooler_output.float().cpu().numpy()
-    return out
+
+    def pool(batch: np.ndarray) -> np.ndarray:
+        out = text_model(input_ids=torch.from_numpy(batch).to(device)).pooler_output
+        return out.float().cpu().numpy()
+
+    return pooled_by_length(ids, pool, text_model.config.hidden_size, batch_size, cut=cut)
 
 
 def resolve_device(accelerator: str = "auto") -> torch.device:
@@ -283,16 +282,11 @@ class Clip:
     def text_hidden(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Pooled final-layer state at each text's EOT, before the projection: (N, width).
 
-        Texts are tokenized a window of ``SORT_WINDOW`` batches at a time (memory bounded by the
+        Texts are tokenized ``tokens.SORT_WINDOW`` batches at a time (memory bounded by the
         window, not the corpus), and each window is encoded length-aware by :func:`pooled_text`.
         """
-        width = self.width
-        window = batch_size * SORT_WINDOW
-        out = []
-        for i in range(0, len(texts), window):
-            ids = tokenize(texts[i : i + window], self.context_length)
-            out.append(pooled_text(self.model.text_model, ids, batch_size))
-        return np.concatenate(out) if out else np.zeros((0, width), np.float32)
+        encode = functools.partial(pooled_text, self.model.text_model, batch_size=batch_size)
+        return encode_in_windows(texts, encode, self.width, batch_size, self.context_length)
 
     def project_text(self, hidden: np.ndarray) -> np.ndarray:
         """The base model's text projection applied to :meth:`text_hidden` output: (N, dim)."""

@@ -33,9 +33,8 @@ import numpy as np
 from newsimg.errors import InputError
 from newsimg.store import lam_files
 from newsimg.store.tensors import read_tensors
-from newsimg.tokens import tokenize
+from newsimg.tokens import encode_in_windows, pooled_by_length
 
-SORT_WINDOW = 16  # batches of texts tokenized and sorted by length together, as newsimg.clip
 WEIGHTS = "model.safetensors"
 TEXT = "text_model."
 # transformers' CLIPTextConfig defaults, for keys a saved config.json leaves out
@@ -230,24 +229,13 @@ class NumpyText:
 
     def pooled_text(self, ids: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """:func:`newsimg.clip.pooled_text` (length-aware) for token ids (N, positions)."""
-        has_eot = (ids == self.eos).any(axis=1)
-        lengths = np.where(has_eot, (ids == self.eos).argmax(axis=1) + 1, ids.shape[1])
-        order = np.argsort(lengths, kind="stable")
-        out = np.empty((len(ids), self.width), np.float32)
-        for start in range(0, len(ids), batch_size):
-            rows = order[start : start + batch_size]
-            out[rows] = self.pooled(ids[rows, : int(lengths[rows].max())])
-        return out
+        return pooled_by_length(ids, self.pooled, self.width, batch_size)
 
     def text_hidden(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """:meth:`newsimg.clip.Clip.text_hidden`: (N, width), before the projection."""
-        window = batch_size * SORT_WINDOW
+        encode = functools.partial(self.pooled_text, batch_size=batch_size)
         with self._blas_threads():
-            out = [
-                self.pooled_text(tokenize(texts[i : i + window], self.context_length), batch_size)
-                for i in range(0, len(texts), window)
-            ]
-        return np.concatenate(out) if out else np.zeros((0, self.width), np.float32)
+            return encode_in_windows(texts, encode, self.width, batch_size, self.context_length)
 
     def _blas_threads(self) -> contextlib.AbstractContextManager[None]:
         return blas_threads(self.threads)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 CONTEXT_LENGTH = 248  # Long-CLIP's text positions (CLIP has 77)
+SORT_WINDOW = 16  # batches of texts tokenized and sorted by length together
 SOT, EOT = 49406, 49407
 VOCAB_SIZE = 49408
 
@@ -59,3 +60,43 @@ def text_lengths(ids: np.ndarray) -> np.ndarray:
     """
     has_eot = (ids == EOT).any(axis=1)
     return np.where(has_eot, (ids == EOT).argmax(axis=1) + 1, ids.shape[1])
+
+
+def pooled_by_length(
+    ids: np.ndarray,
+    pool: Callable[[np.ndarray], np.ndarray],
+    width: int,
+    batch_size: int = 64,
+    *,
+    cut: bool = True,
+) -> np.ndarray:
+    """``pool`` (a batch of token ids -> its pooled states, (B, width)) over ``ids`` (N,
+    positions), length-aware: rows sorted by :func:`text_lengths`, each batch cut after its
+    longest row's EOT, the rows put back in order. ``cut=False``: every batch at full width, in
+    order (the reference). Exact for CLIP's causal text tower pooled at the first EOT (see
+    :func:`newsimg.clip.pooled_text`). float32 (N, width)."""
+    lengths = text_lengths(ids)
+    order = np.argsort(lengths, kind="stable") if cut else np.arange(len(ids))
+    out = np.empty((len(ids), width), np.float32)
+    for start in range(0, len(ids), batch_size):
+        rows = order[start : start + batch_size]
+        length = int(lengths[rows].max()) if cut else ids.shape[1]
+        out[rows] = pool(np.ascontiguousarray(ids[rows, :length]))
+    return out
+
+
+def encode_in_windows(
+    texts: Sequence[str],
+    encode: Callable[[np.ndarray], np.ndarray],
+    width: int,
+    batch_size: int,
+    context_length: int = CONTEXT_LENGTH,
+) -> np.ndarray:
+    """``encode`` (token ids -> (n, width)) over ``texts``, tokenized ``SORT_WINDOW`` batches at a
+    time: memory bounded by the window, not the corpus. float32 (N, width)."""
+    window = batch_size * SORT_WINDOW
+    out = [
+        encode(tokenize(texts[i : i + window], context_length))
+        for i in range(0, len(texts), window)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, width), np.float32)
