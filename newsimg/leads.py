@@ -503,17 +503,21 @@ class Lead:
         return len(self.text.split())
 
 
-def _document(html: str) -> object | None:
+def _document(html: str | object) -> object | None:
+    """The parsed page (``html`` itself when it is parsed already); None when unparseable."""
     import lxml.html
 
+    if not isinstance(html, str):
+        return html
     try:
         return lxml.html.document_fromstring(html)
     except (ValueError, lxml.etree.ParserError):
         return None
 
 
-def page_title(html: str) -> str:
-    """The page's headline: og:title, else the first <h1>, else <title>."""
+def page_title(html: str | object) -> str:
+    """The page's headline: og:title, else the first <h1>, else <title> (``html``: the page's
+    text or its parsed document)."""
     doc = _document(html)
     if doc is None:
         return ""
@@ -530,10 +534,10 @@ def page_title(html: str) -> str:
 _TITLE_SEPARATOR = re.compile(r"\s+[|–—•·:»-]+\s+|\s+::\s+")
 
 
-def page_titles(html: str) -> list[str]:
+def page_titles(html: str | object) -> list[str]:
     """Every title the page gives its article, as a body may repeat any of them: og:title,
     twitter:title, the first two <h1>, <title>, and the parts of those split at a site-name
-    separator (" | Site") that have three words or more."""
+    separator (" | Site") that have three words or more (``html``: text or parsed document)."""
     doc = _document(html)
     if doc is None:
         return []
@@ -682,9 +686,10 @@ def extract_lead(
     """
     if mode not in ("first_words", "sentences"):
         raise ValueError(f"mode must be first_words or sentences, not {mode!r}")
-    titles = ([headline] if headline else []) + page_titles(html)
+    doc = _document(html)  # parsed once for both title lookups
+    titles = ([headline] if headline else []) + (page_titles(doc) if doc is not None else [])
     if headline is None:
-        headline = page_title(html)
+        headline = page_title(doc) if doc is not None else ""
     errors, paywalled = [], False
     found: list[tuple[str, list[str]]] = []
     for name in extractor.split("+"):
