@@ -94,22 +94,15 @@ PARAMS = ReportParams(top=3, group="TEAM1", approaches={"lam": "LAM", "headline"
 
 @pytest.fixture(scope="module")
 def built(data: Path) -> Path:
-    results = sorted((data / "results").glob("*.parquet"))
+    inputs = {
+        "articles": data / "articles.parquet",
+        "results": sorted((data / "results").glob("*.parquet")),
+        "shard_dir": data / "shards",
+    }
     report.gallery(
-        PARAMS,
-        articles=data / "articles.parquet",
-        results=results,
-        shard_dir=data / "shards",
-        out=data / "out/gallery.html",
-        per_article=data / "per_article",
+        PARAMS, **inputs, out=data / "out/gallery.html", per_article=data / "per_article"
     )
-    submission.export(
-        PARAMS,
-        articles=data / "articles.parquet",
-        results=results,
-        shard_dir=data / "shards",
-        out=data / "out/submission",
-    )
+    submission.export(PARAMS, **inputs, out=data / "out/submission")
     return data / "out"
 
 
