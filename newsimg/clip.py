@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from transformers import CLIPConfig, CLIPModel
 
-from newsimg.devices import cuda_available
+from newsimg.devices import default_device
 from newsimg.logs import quiet_transformers
 from newsimg.numpy_clip import l2_normalize
 from newsimg.params import ModelParams
@@ -256,9 +256,7 @@ def pooled_text(
 
 
 def resolve_device(accelerator: str = "auto") -> torch.device:
-    if accelerator == "gpu" or (accelerator == "auto" and cuda_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
+    return torch.device(default_device(accelerator))
 
 
 class Clip:

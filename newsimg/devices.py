@@ -35,3 +35,11 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def default_device(accelerator: str = "auto") -> str:
+    """The device name to run on: ``cuda`` for ``gpu``, or for ``auto`` when CUDA is there;
+    else ``cpu``."""
+    if accelerator == "gpu" or (accelerator == "auto" and cuda_available()):
+        return "cuda"
+    return "cpu"

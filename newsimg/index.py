@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
-from newsimg.devices import cuda_available
+from newsimg.devices import cuda_available, default_device
 from newsimg.errors import InputError, NewsimgError, ParamsError
 from newsimg.params import IndexParams, SearchParams
 from newsimg.store import index_files
@@ -173,7 +173,7 @@ def default_knn() -> Knn:
         if not chosen:
             import torch
 
-            chosen.append(torch_knn(torch.device("cuda" if cuda_available() else "cpu")))
+            chosen.append(torch_knn(torch.device(default_device())))
         return chosen[0](queries, block, k)
 
     return knn

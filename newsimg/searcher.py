@@ -98,15 +98,13 @@ class Searcher:
         text_tower: TextTower = "torch",
     ) -> None:
         from newsimg import index as image_index
-        from newsimg.devices import cuda_available
+        from newsimg.devices import default_device
 
         self.model_folder = Path(model)
         self.settings = settings or SearchParams()
         self.index = image_index.load(Path(index), settings=self.settings, embeddings=embeddings)
-        if device is None:
-            device = "cuda" if cuda_available() else "cpu"
-        self.device = device
-        self.text_tower = choose_text_tower(text_tower, str(device), self.model_folder)
+        self.device = default_device() if device is None else device
+        self.text_tower = choose_text_tower(text_tower, str(self.device), self.model_folder)
         self._clip: Clip | None = None
         self._lock = threading.Lock()
         # the text side: .text_hidden, .project_text, .width, .dim
