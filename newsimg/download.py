@@ -13,6 +13,7 @@ import logging
 import random
 import re
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
@@ -133,14 +134,12 @@ class PublicBucket:
             total=params.timeout_s, sock_connect=params.timeout_s, sock_read=params.timeout_s
         )
         self._session: aiohttp.ClientSession | None = None
+        self._proxy: dict[str, str] = {}
 
     async def __aenter__(self) -> PublicBucket:
         connector = aiohttp.TCPConnector(limit=self.connections)
-        # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they did to botocore (compute nodes
-        # often reach S3 through a proxy).
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self.timeout, trust_env=True
-        )
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
+        self._proxy = env_proxy(self.base)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -151,13 +150,29 @@ class PublicBucket:
     async def __call__(self, key: str) -> bytes:
         assert self._session is not None, "use the reader inside `async with`"
         url = f"{self.base}/{urllib.parse.quote(key)}"
-        async with self._session.get(url) as response:
+        async with self._session.get(url, **self._proxy) as response:
             body = await response.read()
         if response.status != 200:
             match = _S3_ERROR_CODE.search(body[:1024])
             code = match.group(1).decode("ascii", "replace") if match else None
             raise HTTPStatusError(response.status, code, url)
         return body
+
+
+def env_proxy(url: str) -> dict[str, str]:
+    """aiohttp's ``proxy`` argument for requests to ``url``: from HTTP(S)_PROXY unless NO_PROXY
+    names the host; empty for none. Credentials in the proxy's URL are sent to the proxy.
+
+    Compute nodes often reach S3 through a proxy, and botocore honoured these variables. All of a
+    reader's requests go to one host, so they are read once here: aiohttp's ``trust_env`` would
+    look them up, and read ~/.netrc, in a thread for every request (two thread hops per image:
+    a third of fetch's CPU per image on bench/fetch.py's loopback server).
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return {}
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    return {"proxy": proxy} if proxy else {}
 
 
 class FileSystemReader:

@@ -717,6 +717,20 @@ def test_public_bucket_reads_go_through_the_proxy_in_the_environment(
         assert proxy.log == [key]
 
 
+def test_no_proxy_names_hosts_read_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host in NO_PROXY is read directly even with HTTP_PROXY set; the proxy sees nothing."""
+    key = "data/images/abc/def/abcdef.jpg"
+    with serving(BucketServer({key: b"direct"})) as bucket, serving(BucketServer({})) as proxy:
+        for var in ("no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.endpoint)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        params = _params("s3://commons/data/images", endpoint_url=bucket.endpoint)
+        assert _read(params, "abc/def/abcdef.jpg") == b"direct"
+        assert proxy.log == []
+        assert bucket.log == [key]
+
+
 def _read(params: FetchParams, path: str) -> bytes:
     """download.read_bytes of ``path`` under the source's root, with its retry policy."""
     reader, root = download.open_source(params)
