@@ -142,7 +142,8 @@ _BYLINE_PREFIX = re.compile(rf"^(?:By|BY)\s+{_NAMES}\s*[|•·—–]\s*")
 # "The old bridge at dusk. Photo: Jane Roe/AFP via Getty Images".
 _CREDIT = re.compile(
     r"(?:^|\s)(?:photo(?:graph)?s?|image|picture|pic|credit|credits|illustration|video|"
-    r"file photo|source)(?:\s*[:|]|\s+(?:by|courtesy(?: of)?)\s)\s*\S.{0,80}$"
+    r"file photo|source|fotos?|фото|bild|imagem|immagine|crédits?(?: photo)?|gambar)"
+    r"(?:\s*[:|]|\s+(?:by|courtesy(?: of)?)\s)\s*\S.{0,80}$"
     r"|(?:getty images|shutterstock|/\s*(?:reuters|ap|afp|epa|pa)|\((?:reuters|ap|afp)\))\.?$",
     re.IGNORECASE,
 )
@@ -153,6 +154,10 @@ _FURNITURE_LINE = re.compile(
     r"\(?(?:ap|afp|reuters|epa|pa|ap photo)\s*(?:photo|images?)?\s*/|"
     r"advertisement|sponsored|story continues|scroll (?:down )?to continue|"
     r"(?:read|see) (?:more|also)\b|related(?: stories| articles| coverage)?\s*:|also read\b|"
+    r"(?:à )?lire aussi\b|voir aussi\b|lesen sie (?:auch|mehr)\b|mehr zum thema\b|"
+    r"(?:leia|veja) (?:também|mais)\b|leggi anche\b|(?:baca|lihat) juga\b|"
+    r"(?:lee|ver) también\b|(?:lees|zie) ook\b|читайте (?:также|тоже|еще|ещё)\b|"
+    r"смотрите также\b|관련\s?기사|あわせて読みたい|関連記事|\{\{|"
     r"more from\b|watch\s*:|listen\s*:|share (?:this|on|via|the article|article)\b|copy link|"
     r"follow us\b|follow @|click here\b|sign up\b|subscribe (?:to|for|now|today)\b|"
     r"get (?:our|the) .{0,40}(?:newsletter|briefing)|download (?:our|the) app)",
@@ -166,7 +171,9 @@ _BOX_SENTENCE = re.compile(
     r"[\w ]{0,30}newsletter|newsletter delivered|delivered (?:straight )?to your inbox|"
     r"share (?:this|on) (?:article|story|facebook|twitter|x)|follow us on|"
     r"get our free [\w ]{0,40}(?:email|newsletter)|i would like to be emailed|"
-    r"read our privacy (?:notice|policy)|newsletter (?:abonnieren|bestellen)|jetzt abonnieren)\b",
+    r"read our privacy (?:notice|policy)|newsletter (?:abonnieren|bestellen)|jetzt abonnieren|"
+    r"(?:enable|activate|turn on) javascript|javascript (?:is )?(?:disabled|required)|"
+    r"javascript aktivieren|activez (?:le )?javascript)\b",
     re.IGNORECASE,
 )
 # Cookie banners in any language: "cookie" with the words such banners use around it.
@@ -185,6 +192,17 @@ _INLINE_CREDIT = re.compile(
 )
 _TIMESTAMP_LINE = re.compile(
     r"^(?:updated|published|posted|last updated|first published|last modified)\b", re.IGNORECASE
+)
+# A line of the article's metadata: a date with fields around it, "January 13, 2020 at 08:45 AM |
+# categories: Python | View Comments", "Datum: 22.12.2012, Rubrik: USA".
+_DATE = (
+    r"\b(?:\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{4}-\d{2}-\d{2}|"
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2},? \d{4}|"
+    r"\d{1,2}\.? (?:jan|feb|mär|mar|apr|mai|may|jun|jul|aug|sep|okt|oct|nov|dez|dec)[a-zä]*\.?"
+    r" \d{4})"
+)
+_META_LINE = re.compile(
+    rf"(?=.*{_DATE})(?:.*\s[|•·]\s|(?:.*\b[^\W\d_]+\s?:\s\S+){{2}})", re.IGNORECASE
 )
 # An editor's note, wholly in parentheses or brackets: "(Corrects ...)", "(Reporting by ...)".
 _NOTE_LINE = re.compile(r"^(?:\([^()]+\)|\[[^\[\]]+\])\.?$")
@@ -252,6 +270,7 @@ RULES = (
     "breadcrumb",  # "Home > News > Politics"
     "label_line",  # "Key points:", "- ": a label or no letters at all
     "note_line",  # a paragraph wholly in parentheses: "(Corrects ...)", "(Reporting by ...)"
+    "meta_line",  # "January 13, 2020 | categories: Python", "Datum: 22.12.2012, Rubrik: USA"
     "prompt",  # paywall and login prompt sentences
     "box_sentence",  # cookie and newsletter sentences inside paragraphs
     "pull_quote",  # a sentence repeated later (pull quotes)
@@ -302,6 +321,14 @@ def _is_furniture(line: str, leading: bool = True) -> bool:
         return True
     if _on("note_line") and words <= 40 and _NOTE_LINE.match(line):
         return True  # "(Corrects 10th paragraph ...)", "[Updated with ...]"
+    if (
+        _on("meta_line")
+        and leading
+        and words <= 25
+        and not _SENTENCE_END.search(line)
+        and _META_LINE.match(line)
+    ):
+        return True
     if _on("label_line") and (
         not re.search(r"[^\W\d_]", line) or (words <= 4 and line.endswith(":"))
     ):
@@ -311,10 +338,15 @@ def _is_furniture(line: str, leading: bool = True) -> bool:
     return _on("short_line") and words <= short and not _SENTENCE_END.search(line)
 
 
+# Invisible characters that split words for the tokenizer: soft hyphens (hyphenation points,
+# "réac\xadtion"), zero-width spaces, word joiners and stray byte-order marks.
+_INVISIBLE = str.maketrans("", "", "\u00ad\u200b\u2060\ufeff")
+
+
 def clean_paragraphs(text: str, headline: str | Sequence[str]) -> list[str]:
     """The extractor's text as paragraphs with leaked furniture removed, whitespace collapsed."""
     paragraphs = []
-    for raw in text.splitlines():
+    for raw in text.translate(_INVISIBLE).splitlines():
         line = " ".join((_INLINE_CREDIT.sub("", raw) if _on("inline_credit") else raw).split())
         if _on("list_marker"):
             line = _LIST_MARKER.sub("", line)

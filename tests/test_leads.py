@@ -685,6 +685,45 @@ def test_real_page_furniture_in_any_language_and_body_subheadings() -> None:
         leads.rules_off("no_such_rule").__enter__()
 
 
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [
+        (
+            "Lire aussi Martine Bulard, « En Corée », Le Monde diplomatique, juin 2018.",
+            "furniture_line",
+        ),
+        ("Baca juga: Presiden bertemu gubernur di Jakarta", "furniture_line"),
+        ("Читайте также: Как прошли выборы в Москве", "furniture_line"),
+        ("Leia também: O que muda com a nova lei", "furniture_line"),
+        ('{{ctrl.content.status === "published" ? "Contenu publié" : ""}}', "furniture_line"),
+        ("Foto: Max Muster/dpa", "credit_line"),
+        (
+            "January 13, 2020 at 08:45 AM | categories: Python, Mercurial | View Comments",
+            "meta_line",
+        ),
+        ("Datum: 22.12.2012, Rubrik: USA, Autor: Redaktion", "meta_line"),
+        ("Please activate JavaScript in your browser to use all interface options.", "box_line"),
+    ],
+)
+def test_furniture_of_real_pages_in_other_languages(line: str, rule: str) -> None:
+    """Related links, credits, metadata lines and script prompts seen on real pages (htmldate's
+    and trafilatura's test pages) go, each by its own rule; the article text stays."""
+    text = f"{line}\n{PARAGRAPHS[0]}"
+    assert leads.clean_paragraphs(text, HEADLINE) == [PARAGRAPHS[0]]
+    with leads.rules_off(rule, "short_line"):
+        assert leads.clean_paragraphs(text, HEADLINE)[0] == " ".join(line.split())
+
+
+def test_dated_sentences_and_invisible_characters() -> None:
+    """A dated sentence is article text, not a metadata line; soft hyphens and zero-width
+    spaces, which split words for the tokenizer, go."""
+    dated = "On 12.03.2020 the council voted: the bridge stays open, and the mayor agreed."
+    assert leads.clean_paragraphs(f"{dated}\n{PARAGRAPHS[0]}", HEADLINE)[0] == dated
+    assert leads.clean_paragraphs("En réac\xadtion, le con\u200bseil a voté la loi hier.", "") == [
+        "En réaction, le conseil a voté la loi hier."
+    ]
+
+
 OPENING = "Sich kurz zu fassen, ist ein wesentliches Prinzip eines Gesprächs."
 STANDFIRST = "A short summary of why this vote matters for everyone in the city."
 SHARE_BLURB = "Read the council's full statement on the vote and share it with friends."
