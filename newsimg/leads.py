@@ -568,8 +568,9 @@ _TITLE_SEPARATOR = re.compile(r"\s+[|–—•·:»-]+\s+|\s+::\s+")
 
 def page_titles(html: str | object) -> list[str]:
     """Every title the page gives its article, as a body may repeat any of them: og:title,
-    twitter:title, the first two <h1>, <title>, and the parts of those split at a site-name
-    separator (" | Site") that have three words or more (``html``: text or parsed document)."""
+    twitter:title, the first two <h1>, <title>, and the runs of consecutive parts of those
+    split at a site-name separator (" | Site") that have three words or more (``html``: text or
+    parsed document)."""
     doc = _document(html)
     if doc is None:
         return []
@@ -579,8 +580,16 @@ def page_titles(html: str | object) -> list[str]:
     found += [h.text_content() for h in doc.xpath("//h1")[:2]]  # type: ignore[attr-defined]
     found += [t.text_content() for t in doc.xpath("//title")[:1]]  # type: ignore[attr-defined]
     titles = [" ".join(t.split()) for t in found if t.strip()]
-    parts = [p for t in titles for p in _TITLE_SEPARATOR.split(t) if len(p.split()) >= 3]
-    return list(dict.fromkeys([*titles, *parts]))
+    runs = []  # "News - Site Update - Chapter 121 - Love Hina": "Site Update - Chapter 121" too
+    for title in titles:
+        parts = _TITLE_SEPARATOR.split(title)
+        runs += [
+            " ".join(parts[i:j])
+            for i in range(len(parts))
+            for j in range(i + 1, len(parts) + 1)
+            if (i, j) != (0, len(parts)) and len(" ".join(parts[i:j]).split()) >= 3
+        ]
+    return list(dict.fromkeys([*titles, *runs]))
 
 
 PAYWALL_TEASER_WORDS = 30  # a page with a paywall prompt and less text than this is a paywall
@@ -698,6 +707,11 @@ def _paragraph_text(html: str) -> str:
     return text
 
 
+# C0 control characters but tab and line breaks: never text, and lxml (newspaper4k's parser)
+# refuses a whole page for one stray NUL ("All strings must be XML compatible").
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def extract_lead(
     html: str,
     url: str | None = None,
@@ -718,6 +732,7 @@ def extract_lead(
     """
     if mode not in ("first_words", "sentences"):
         raise ValueError(f"mode must be first_words or sentences, not {mode!r}")
+    html = _CONTROL.sub("", html)
     doc = _document(html)  # parsed once for both title lookups
     titles = ([headline] if headline else []) + (page_titles(doc) if doc is not None else [])
     if headline is None:

@@ -847,6 +847,27 @@ def test_page_titles_and_their_removal() -> None:
     ]
 
 
+def test_a_run_of_title_parts_before_the_body_is_the_headline() -> None:
+    """<title> "News - Site Update - Chapter 121 - Love Hina": the body may open with the middle
+    parts ("Site Update - Chapter 121"), then a metadata line; both go."""
+    html = f"""<html><head><title>News - Site Update - Chapter 121 of the series - Love Hina</title>
+</head><body><p>{PARAGRAPHS[0]}</p></body></html>"""
+    titles = leads.page_titles(html)
+    assert "Site Update Chapter 121 of the series" in titles
+    text = (
+        f"Site Update - Chapter 121 of the series\n24. März 2004, 19:49 | Genesis\n{PARAGRAPHS[0]}"
+    )
+    assert leads.clean_paragraphs(text, titles) == [PARAGRAPHS[0]]
+
+
+def test_control_characters_do_not_cost_newspaper4k_the_page() -> None:
+    """lxml refuses a page holding one NUL byte; the characters go before any extractor runs."""
+    html = ledger(HEADLINE, PARAGRAPHS).replace("<body>", "<body>\x00\x0b", 1)
+    lead = leads.extract_lead(html, URL, extractor="newspaper")
+    assert lead.status == "ok"
+    assert lead.text.startswith(S[0])
+
+
 def test_repeated_sentence_is_dropped_as_a_pull_quote() -> None:
     sentences, prompted = leads.body_sentences(
         "\n".join([*PARAGRAPHS[:2], S[1], *PARAGRAPHS[2:]]), HEADLINE
