@@ -144,7 +144,8 @@ _CREDIT = re.compile(
     r"(?:^|\s)(?:photo(?:graph)?s?|image|picture|pic|credit|credits|illustration|video|"
     r"file photo|source|fotos?|фото|bild|imagem|immagine|crédits?(?: photo)?|gambar)"
     r"(?:\s*[:|]|\s+(?:by|courtesy(?: of)?)\s)\s*\S.{0,80}$"
-    r"|(?:getty images|shutterstock|/\s*(?:reuters|ap|afp|epa|pa)|\((?:reuters|ap|afp)\))\.?$",
+    r"|(?:getty images|shutterstock|/\s*(?:reuters|ap|afp|epa|pa)|\((?:reuters|ap|afp)\))\.?$"
+    r"|(?:^|\s)©\s*\S.{0,80}$",  # "© Katholisches Medienzentrum, 13.07.2021"
     re.IGNORECASE,
 )
 # Lines that are page furniture whatever their length: captions and credits in the BBC or wire

@@ -697,6 +697,7 @@ def test_real_page_furniture_in_any_language_and_body_subheadings() -> None:
         ("Leia também: O que muda com a nova lei", "furniture_line"),
         ('{{ctrl.content.status === "published" ? "Contenu publié" : ""}}', "furniture_line"),
         ("Foto: Max Muster/dpa", "credit_line"),
+        ("© Katholisches Medienzentrum, 13.07.2021", "credit_line"),
         (
             "January 13, 2020 at 08:45 AM | categories: Python, Mercurial | View Comments",
             "meta_line",
