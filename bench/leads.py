@@ -150,23 +150,28 @@ def load_self(folder: Path, splits: tuple[str, ...] = ("tuned", "heldout")) -> l
     ]
 
 
+def _download_sdist(spec: str, folder: str) -> Path:
+    """``spec``'s source distribution from PyPI into ``folder``; its path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+    subprocess.run([*cmd, spec, "-d", folder], check=True, capture_output=True)
+    return next(Path(folder).glob("*.tar.gz"))
+
+
+def _fetch_tests(spec: str, dest: Path, wanted: tuple[tuple[str, str], ...]) -> None:
+    """The files of ``spec``'s sdist under ``wanted`` (its first two path parts below the top
+    folder, such as ``("tests", "cache")``) into ``dest``, keeping the path below ``tests/``."""
+    with tempfile.TemporaryDirectory() as tmp, tarfile.open(_download_sdist(spec, tmp)) as tar:
+        for member in tar.getmembers():
+            parts = Path(member.name).parts
+            if member.isfile() and parts[1:3] in wanted:
+                target = dest / Path(*parts[2:])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+
+
 def _fetch_real(cache: Path) -> None:
     """The trafilatura sdist from PyPI, unpacked: tests/cache/*.html and realworld_tests.py."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-        subprocess.run([*cmd, REAL_SDIST, "-d", tmp], check=True, capture_output=True)
-        sdist = next(Path(tmp).glob("*.tar.gz"))
-        cache.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(sdist) as tar:
-            for member in tar.getmembers():
-                parts = Path(member.name).parts
-                if member.isfile() and parts[1:3] in (
-                    ("tests", "cache"),
-                    ("tests", "realworld_tests.py"),
-                ):
-                    target = cache / Path(*parts[2:])
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+    _fetch_tests(REAL_SDIST, cache, (("tests", "cache"), ("tests", "realworld_tests.py")))
 
 
 def _snippets(tests: str) -> dict[str, tuple[str, list[str], list[str]]]:
@@ -235,33 +240,25 @@ def load_real(cache: Path = REAL_CACHE) -> list[Page]:
 UNLABELED_SDIST = "htmldate==1.4.0"
 
 
-def load_unlabeled(cache: Path = REAL_CACHE) -> list[Page]:
+def load_unlabeled(snippet_pages: list[Page], cache: Path = REAL_CACHE) -> list[Page]:
     """Real pages without a ground truth, for the lost-lead count only: htmldate 1.4.0's
     tests/cache (news, blogs and institutions' pages, mostly German and French) and the pages of
-    trafilatura 1.0.0's tests/cache that have no snippets (so are in no scored set)."""
+    trafilatura 1.0.0's tests/cache that are not among ``snippet_pages`` (:func:`load_real`,
+    which fetched them), so are in no scored set."""
     root = cache / "unlabeled"
     if not (root / ".complete").is_file():
-        with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-            subprocess.run([*cmd, UNLABELED_SDIST, "-d", tmp], check=True, capture_output=True)
-            with tarfile.open(next(Path(tmp).glob("*.tar.gz"))) as tar:
-                for member in tar.getmembers():
-                    parts = Path(member.name).parts
-                    if member.isfile() and parts[1:3] == ("tests", "cache"):
-                        target = root / parts[-1]
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        target.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+        _fetch_tests(UNLABELED_SDIST, root, (("tests", "cache"),))
         (root / ".complete").touch()
-    load_real(cache)  # fetches trafilatura's pages when they are not there yet
-    scored = {name for name, _, _ in _snippets((cache / "realworld_tests.py").read_text()).values()}
-    files = sorted(root.glob("*.htm*")) + sorted(
+    scored = {p.pid for p in snippet_pages}
+    files = sorted((root / "cache").glob("*.htm*")) + sorted(
         f for f in (cache / "cache").glob("*.htm*") if f.name not in scored
     )
     out = []
     for path in files:
         html, status = pages.decode_page(path.read_bytes())
         if status == "ok":
-            out.append(Page(f"{path.parent.name}/{path.name}", html, "", None, "report"))
+            source = "unlabeled" if path.is_relative_to(root) else "cache"
+            out.append(Page(f"{source}/{path.name}", html, "", None, "report"))
     return out
 
 
@@ -270,13 +267,12 @@ def run_unlabeled(items: list[Page]) -> dict[str, object]:
     print(f"\nunlabeled: {len(items)} real pages without a ground truth; pages without a lead")
     out: dict[str, object] = {"unlabeled_pages": len(items)}
     for setting, fn in SETTINGS.items():
-        start = time.process_time()
-        leads_ = [fn(p)[1] for p in items]
-        seconds = time.process_time() - start
-        lost = [p.pid for p, lead in zip(items, leads_, strict=True) if not lead.strip()]
+        outs, seconds = timed(fn, items)
+        lost = [pid for pid, (_, lead) in outs.items() if not lead.strip()]
         print(f"{setting:44} {len(lost):4d}  {len(items) / seconds:6.1f} pages/s  {' '.join(lost)}")
         out[f"unlabeled_no_lead[{setting}]"] = len(lost)
-    langs = Counter(leads.extract_lead(p.html, p.url).language or "none" for p in items)
+    # the language extract_lead records is detected on the cleaned body; here on the lead itself
+    langs = Counter(leads.detect_language(lead)[0] or "none" for _, lead in outs.values())
     print("languages of newsimg's leads: " + ", ".join(f"{k} {v}" for k, v in langs.most_common()))
     return out
 
@@ -337,9 +333,7 @@ def _fetch_body_set(name: str, cache: Path) -> None:
             with urllib.request.urlopen(what, timeout=60) as response:
                 archive.write_bytes(response.read())
         else:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-            subprocess.run([*cmd, what, "-d", tmp], check=True, capture_output=True)
-            archive = next(Path(tmp).glob("*.tar.gz"))
+            archive = _download_sdist(what, tmp)
         cache.mkdir(parents=True, exist_ok=True)
         with tarfile.open(archive) as tar:
             tar.extractall(cache, filter="data")
@@ -507,17 +501,25 @@ def score(page: Page, body: str, lead: str) -> dict[str, float]:
 TIMING_S = 2.0  # a set done in less CPU time than this is run again (up to 5 passes), fastest kept
 
 
-def evaluate(fn: Callable[[Page], tuple[str, str]], items: list[Page]) -> tuple[dict, float]:
-    """Scores per page and the CPU seconds of one pass over ``items``. CPU time of this
-    (single-threaded) process: the machine is shared, wall time is not fair. Small sets pass
-    several times, the fastest counted: one pass of 42 small pages is under a second, and its
-    speed moved by 1.5x between runs."""
+def timed(
+    fn: Callable[[Page], tuple[str, str]], items: list[Page]
+) -> tuple[dict[str, tuple[str, str]], float]:
+    """``fn``'s (body, lead) per page and the CPU seconds of one pass over ``items``. CPU time of
+    this (single-threaded) process: the machine is shared, wall time is not fair. Small sets
+    pass several times, the fastest counted: one pass of 42 small pages is under a second, and
+    its speed moved by 1.5x between runs."""
     passes, spent, seconds = 0, 0.0, float("inf")
     while passes == 0 or (spent < TIMING_S and passes < 5):
         start = time.process_time()
         outs = {p.pid: fn(p) for p in items}
         took = time.process_time() - start
         passes, spent, seconds = passes + 1, spent + took, min(seconds, took)
+    return outs, seconds
+
+
+def evaluate(fn: Callable[[Page], tuple[str, str]], items: list[Page]) -> tuple[dict, float]:
+    """Scores per page and the CPU seconds of one pass (:func:`timed`)."""
+    outs, seconds = timed(fn, items)
     return {p.pid: score(p, *outs[p.pid]) for p in items}, seconds
 
 
@@ -675,8 +677,8 @@ def main(argv: list[str] | None = None) -> int:
         rule_sets["body_tune"] = [
             p for items in body_sets.values() for p in items if p.split == "tune"
         ]
+    real = load_real(args.real_cache) if {"snippets", "unlabeled"} & set(wanted) else []
     if "snippets" in wanted:
-        real = load_real(args.real_cache)
         parts = Counter(p.split for p in real)
         items = part(real)
         print(
@@ -688,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         key["snippets_leaks_newsimg"] = r[NEWSIMG]["leak"]
         rule_sets["snip_tune"] = [p for p in real if p.split == "tune"]
     if "unlabeled" in wanted:
-        key.update(run_unlabeled(load_unlabeled(args.real_cache)))
+        key.update(run_unlabeled(load_unlabeled(real, args.real_cache)))
     if "languages" in wanted:
         own = load_self(EVAL, ("languages",))
         r = run_set("self-written, other languages", own, args.pages)
