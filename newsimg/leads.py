@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import itertools
 import logging
 import re
 import warnings
@@ -593,12 +594,10 @@ def page_titles(html: str | object) -> list[str]:
     runs = []  # "News - Site Update - Chapter 121 - Love Hina": "Site Update - Chapter 121" too
     for title in titles:
         parts = _TITLE_SEPARATOR.split(title)
-        runs += [
-            " ".join(parts[i:j])
-            for i in range(len(parts))
-            for j in range(i + 1, len(parts) + 1)
-            if (i, j) != (0, len(parts)) and len(" ".join(parts[i:j]).split()) >= 3
-        ]
+        for i, j in itertools.combinations(range(len(parts) + 1), 2):
+            run = " ".join(parts[i:j])
+            if (i, j) != (0, len(parts)) and len(run.split()) >= 3:  # the whole title is there
+                runs.append(run)
     return list(dict.fromkeys([*titles, *runs]))
 
 
@@ -718,7 +717,7 @@ def _paragraph_text(html: str) -> str:
 
 
 # C0 control characters but tab and line breaks: never text, and lxml (newspaper4k's parser)
-# refuses a whole page for one stray NUL ("All strings must be XML compatible").
+# refuses a whole page for one of them in its text ("All strings must be XML compatible").
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
